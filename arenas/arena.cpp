@@ -1,0 +1,314 @@
+#include "arena.hpp"
+
+#include <cstring>
+
+#include "options.hpp"
+#include "page_map.hpp"
+#include "report.hpp"
+
+namespace pcm {
+namespace {
+
+base::pool<slab> slab_descriptors;
+arena* arena_table = nullptr;
+unsigned arena_count = 0;
+std::atomic<unsigned> next_arena{0};
+__thread unsigned thread_arena __attribute__((tls_model("initial-exec"))) = 0;  // index + 1
+std::atomic<std::uint64_t> next_decay_tick{0};
+
+constexpr std::uint32_t pages_for(std::size_t bytes) {
+  return std::uint32_t((bytes + os::page_size - 1) >> os::page_shift);
+}
+
+// Hand out up to `count` objects from one slab: recycled ones first, then the
+// never-touched tail (bump), which keeps fresh pages untouched until needed.
+unsigned take_from_slab(slab& s, void** out, unsigned count) {
+  unsigned n = 0;
+  while (n < count && s.free_list) {
+    free_object* object = s.free_list;
+    s.free_list = object->next;
+    out[n++] = object;
+  }
+  const std::uint32_t size = size_classes[s.size_class].size;
+  while (n < count && s.bump < s.capacity)
+    out[n++] = reinterpret_cast<void*>(s.start + std::uintptr_t(s.bump++) * size);
+  s.used += n;
+  return n;
+}
+
+void release_slab_pages(arena& a, slab* s) {
+  page_map::clear(reinterpret_cast<void*>(s->start), s->pages);
+  {
+    lock_guard guard(a.page_lock);
+    a.pages.release(page_run{s->home, s->first_page, s->pages, false}, os::now_ms());
+  }
+  slab_descriptors.release(s);
+}
+
+}  // namespace
+
+huge_stats huge_totals;
+
+slab* arena::new_slab(unsigned cls) noexcept {
+  const size_class_info& info = size_classes[cls];
+  page_run run;
+  {
+    lock_guard guard(page_lock);
+    if (!pages.allocate(info.slab_pages, 1, &run)) return nullptr;
+  }
+  slab* s = slab_descriptors.acquire();
+  if (!s || !page_map::set(run.address(), run.pages, page_entry::make(s, cls, 0), false)) {
+    if (s) slab_descriptors.release(s);
+    lock_guard guard(page_lock);
+    pages.release(run, os::now_ms());
+    return nullptr;
+  }
+  s->start = reinterpret_cast<std::uintptr_t>(run.address());
+  s->bytes = std::size_t(run.pages) << os::page_shift;
+  s->capacity = info.objects;
+  s->size_class = std::uint16_t(cls);
+  s->kind = slab_kind::small;
+  s->owner = this;
+  s->home = run.home;
+  s->first_page = run.first;
+  s->pages = run.pages;
+  ++bins[cls].stats.slabs;
+  ++bins[cls].stats.slabs_created;
+  return s;
+}
+
+unsigned arena::refill(unsigned cls, void** out, unsigned count) noexcept {
+  bin& b = bins[cls];
+  lock_guard guard(b.lock);
+  unsigned n = 0;
+  while (n < count) {
+    if (!b.current || b.current->full()) {
+      if (!b.partial.empty()) {
+        b.current = b.partial.front();
+        b.partial.remove(b.current);
+        b.current->in_partial_list = false;
+      } else if (b.spare) {
+        b.current = b.spare;
+        b.spare = nullptr;
+      } else {
+        b.current = new_slab(cls);
+        if (!b.current) break;
+      }
+    }
+    n += take_from_slab(*b.current, out + n, count - n);
+  }
+  b.stats.refills += 1;
+  b.stats.objects_out += n;
+  return n;
+}
+
+void free_to_slabs(void* const* objects, unsigned count) noexcept {
+  unsigned i = 0;
+  while (i < count) {
+    slab* s = page_map::lookup(objects[i]).owner();
+    arena& a = *s->owner;
+    bin& b = a.bins[s->size_class];
+    lock_guard guard(b.lock);
+    // Objects from the same bin usually come in runs: take them under one lock.
+    for (; i < count; ++i) {
+      slab* owner = page_map::lookup(objects[i]).owner();
+      if (owner->owner != &a || owner->size_class != s->size_class) break;
+      auto* object = static_cast<free_object*>(objects[i]);
+      object->next = owner->free_list;
+      owner->free_list = object;
+      --owner->used;
+      ++b.stats.objects_back;
+      if (owner == b.current) continue;
+      if (owner->empty()) {
+        if (owner->in_partial_list) b.partial.remove(owner);
+        owner->in_partial_list = false;
+        --b.stats.slabs;
+        slab* victim = owner;
+        if (!b.spare) {
+          // Keep it whole, as if new: its objects are all free again.
+          victim->free_list = nullptr;
+          victim->bump = 0;
+          b.spare = victim;
+          ++b.stats.slabs;
+          continue;
+        }
+        release_slab_pages(a, victim);
+      } else if (!owner->in_partial_list) {
+        b.partial.push_front(owner);
+        owner->in_partial_list = true;
+      }
+    }
+  }
+}
+
+void* arena::allocate_large(std::size_t size, std::size_t alignment, bool zero) noexcept {
+  std::uint32_t npages = pages_for(size);
+  std::uint32_t align_pages = alignment > os::page_size ? std::uint32_t(alignment >> os::page_shift) : 1;
+  page_run run;
+  slab* s = slab_descriptors.acquire();
+  if (!s) return nullptr;
+  {
+    lock_guard guard(page_lock);
+    if (!pages.allocate(npages, align_pages, &run)) { slab_descriptors.release(s); return nullptr; }
+    stats.large_allocations++;
+    stats.large_active += std::size_t(npages) << os::page_shift;
+  }
+  s->start = reinterpret_cast<std::uintptr_t>(run.address());
+  s->bytes = std::size_t(npages) << os::page_shift;
+  s->capacity = 1;
+  s->used = 1;
+  s->size_class = std::uint16_t(size_to_class(size <= small_max ? small_max + 1 : size));
+  s->kind = slab_kind::large;
+  s->owner = this;
+  s->home = run.home;
+  s->first_page = run.first;
+  s->pages = npages;
+  s->requested = size;
+  if (!page_map::set_one(run.address(), page_entry::make(s, s->size_class, 0))) {
+    free_large(s);
+    return nullptr;
+  }
+  if (zero && !run.zeroed) std::memset(run.address(), 0, s->bytes);
+  return run.address();
+}
+
+void arena::free_large(slab* s) noexcept {
+  page_map::clear(reinterpret_cast<void*>(s->start), 1);
+  {
+    lock_guard guard(page_lock);
+    pages.release(page_run{s->home, s->first_page, s->pages, false}, os::now_ms());
+    stats.large_frees++;
+    stats.large_active -= s->bytes;
+    if (config.decay_ms == 0) pages.purge(0, 0);
+  }
+  slab_descriptors.release(s);
+}
+
+bool arena::resize_large_in_place(slab* s, std::size_t new_size) noexcept {
+  std::uint32_t npages = pages_for(new_size);
+  if (npages == s->pages) return true;
+  lock_guard guard(page_lock);
+  page_run run{s->home, s->first_page, s->pages, false};
+  if (npages > s->pages) {
+    if (!pages.grow_in_place(run, npages)) return false;
+  } else {
+    pages.shrink_in_place(run, npages, os::now_ms());
+  }
+  stats.large_active += std::size_t(npages) << os::page_shift;
+  stats.large_active -= s->bytes;
+  s->pages = npages;
+  s->bytes = std::size_t(npages) << os::page_shift;
+  s->requested = new_size;
+  return true;
+}
+
+std::size_t arena::purge(std::uint64_t now_ms, std::uint64_t decay_ms) noexcept {
+  return pages.purge(now_ms, decay_ms);
+}
+
+void* allocate_huge(std::size_t size, std::size_t alignment) noexcept {
+  std::size_t bytes = (size + os::page_size - 1) & ~(os::page_size - 1);
+  if (bytes < size) return nullptr;
+  slab* s = slab_descriptors.acquire();
+  if (!s) return nullptr;
+  void* memory = os::map(bytes, alignment > os::page_size ? alignment : os::page_size);
+  if (!memory) { slab_descriptors.release(s); return nullptr; }
+  s->start = reinterpret_cast<std::uintptr_t>(memory);
+  s->bytes = bytes;
+  s->capacity = 1;
+  s->used = 1;
+  s->kind = slab_kind::huge;
+  s->requested = size;
+  if (!page_map::set_one(memory, page_entry::make(s, page_entry::huge_class, 0))) {
+    os::unmap(memory, bytes);
+    slab_descriptors.release(s);
+    return nullptr;
+  }
+  huge_totals.allocations.fetch_add(1, std::memory_order_relaxed);
+  huge_totals.active.fetch_add(bytes, std::memory_order_relaxed);
+  return memory;
+}
+
+void free_huge(slab* s) noexcept {
+  page_map::clear(reinterpret_cast<void*>(s->start), 1);
+  os::unmap(reinterpret_cast<void*>(s->start), s->bytes);
+  huge_totals.frees.fetch_add(1, std::memory_order_relaxed);
+  huge_totals.active.fetch_sub(s->bytes, std::memory_order_relaxed);
+  slab_descriptors.release(s);
+}
+
+void* reallocate_huge(slab* s, std::size_t new_size) noexcept {
+  std::size_t bytes = (new_size + os::page_size - 1) & ~(os::page_size - 1);
+  if (bytes < new_size) return nullptr;
+  if (bytes == s->bytes) { s->requested = new_size; return reinterpret_cast<void*>(s->start); }
+  void* old = reinterpret_cast<void*>(s->start);
+  void* moved = os::remap(old, s->bytes, bytes);
+  if (!moved) return nullptr;
+  page_map::clear(old, 1);
+  page_map::set_one(moved, page_entry::make(s, page_entry::huge_class, 0));
+  huge_totals.active.fetch_add(bytes - s->bytes, std::memory_order_relaxed);
+  s->start = reinterpret_cast<std::uintptr_t>(moved);
+  s->bytes = bytes;
+  s->requested = new_size;
+  return moved;
+}
+
+namespace arenas {
+
+void init(unsigned count) noexcept {
+  arena_count = count;
+  void* memory = base::allocate(sizeof(arena) * count);
+  if (!memory) fatal("cannot map memory for %u arenas", count);
+  arena_table = static_cast<arena*>(memory);
+  for (unsigned i = 0; i < count; ++i) {
+    new (&arena_table[i]) arena();
+    arena_table[i].index = i;
+    arena_table[i].pages.huge_pages = config.huge_pages;
+  }
+}
+
+unsigned count() noexcept { return arena_count; }
+arena& get(unsigned index) noexcept { return arena_table[index]; }
+
+arena& for_this_thread() noexcept {
+  if (thread_arena == 0) [[unlikely]]
+    thread_arena = next_arena.fetch_add(1, std::memory_order_relaxed) % arena_count + 1;
+  return arena_table[thread_arena - 1];
+}
+
+void decay_tick(bool force) noexcept {
+  std::uint64_t now = os::now_ms();
+  std::uint64_t due = next_decay_tick.load(std::memory_order_relaxed);
+  if (!force && now < due) return;
+  std::uint64_t step = config.decay_ms / 4 + 1;
+  if (!force && !next_decay_tick.compare_exchange_strong(due, now + step, std::memory_order_relaxed)) return;
+  for (unsigned i = 0; i < arena_count; ++i) {
+    arena& a = arena_table[i];
+    if (force) a.page_lock.lock();
+    else if (!a.page_lock.try_lock()) continue;
+    a.purge(now, force ? 0 : config.decay_ms);
+    a.page_lock.unlock();
+  }
+}
+
+// Order matches the allocation paths: each arena's bins, then its page lock;
+// descriptor pools, then base metadata innermost.
+void lock_for_fork() noexcept {
+  for (unsigned i = 0; i < arena_count; ++i) {
+    for (auto& b : arena_table[i].bins) b.lock.lock();
+    arena_table[i].page_lock.lock();
+  }
+  slab_descriptors.lock().lock();
+}
+
+void unlock_after_fork(bool child) noexcept {
+  auto release = [child](mutex& m) { if (child) m.reset_after_fork(); else m.unlock(); };
+  for (unsigned i = 0; i < arena_count; ++i) {
+    for (auto& b : arena_table[i].bins) release(b.lock);
+    release(arena_table[i].page_lock);
+  }
+  release(slab_descriptors.lock());
+}
+
+}  // namespace arenas
+}  // namespace pcm

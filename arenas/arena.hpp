@@ -1,0 +1,88 @@
+// Arenas, jemalloc-style: each has one bin per small size class (a current slab
+// plus a list of partial slabs) and a page-run allocator for slabs and large
+// blocks. Huge blocks are mapped directly. Threads are assigned arenas round
+// robin; memory always goes back to the arena that owns its slab, whichever
+// thread or CPU frees it.
+// Synchronisation: one mutex per bin and one page lock per arena; the order is
+// bin -> page lock. No global lock on allocation or free paths.
+#pragma once
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+
+#include "lock.hpp"
+#include "page_runs.hpp"
+#include "size_class.hpp"
+#include "slab.hpp"
+
+namespace pcm {
+
+struct bin_stats {
+  std::uint64_t refills = 0;       // batches handed to caches (cache misses)
+  std::uint64_t objects_out = 0;   // objects handed to caches or callers
+  std::uint64_t objects_back = 0;  // objects returned
+  std::uint64_t slabs = 0;         // slabs currently held
+  std::uint64_t slabs_created = 0;
+};
+
+struct alignas(64) bin {
+  mutex lock;
+  slab* current = nullptr;   // where allocation happens
+  slab_list partial;         // other slabs with free objects
+  slab* spare = nullptr;     // one empty slab kept to damp create/destroy churn
+  bin_stats stats;
+};
+
+struct arena_stats {
+  std::uint64_t large_allocations = 0;
+  std::uint64_t large_frees = 0;
+  std::size_t large_active = 0;
+};
+
+struct arena {
+  unsigned index = 0;
+  bin bins[first_class + small_class_count];
+  alignas(64) mutex page_lock;
+  page_runs pages;
+  arena_stats stats;
+
+  // Take up to `count` objects of class `cls` for a cache; returns how many.
+  unsigned refill(unsigned cls, void** out, unsigned count) noexcept;
+  // Large blocks: page runs of whole pages, aligned to `alignment` (<= chunk).
+  void* allocate_large(std::size_t size, std::size_t alignment, bool zero) noexcept;
+  void free_large(slab* run) noexcept;
+  bool resize_large_in_place(slab* run, std::size_t new_size) noexcept;
+  std::size_t purge(std::uint64_t now_ms, std::uint64_t decay_ms) noexcept;
+
+ private:
+  slab* new_slab(unsigned cls) noexcept;
+};
+
+// Return objects (any classes, any arenas) to the slabs that own them.
+void free_to_slabs(void* const* objects, unsigned count) noexcept;
+
+// Huge blocks: their own mapping each.
+void* allocate_huge(std::size_t size, std::size_t alignment) noexcept;
+void free_huge(slab* block) noexcept;
+void* reallocate_huge(slab* block, std::size_t new_size) noexcept;
+
+struct huge_stats {
+  std::atomic<std::uint64_t> allocations{0}, frees{0};
+  std::atomic<std::size_t> active{0};
+};
+extern huge_stats huge_totals;
+
+// The arena table, built at initialisation.
+namespace arenas {
+void init(unsigned count) noexcept;
+unsigned count() noexcept;
+arena& get(unsigned index) noexcept;
+arena& for_this_thread() noexcept;
+// Purge dirty pages in every arena whose decay has elapsed. Cheap to call often:
+// at most one sweep per tick, and busy arenas are skipped rather than waited for.
+void decay_tick(bool force) noexcept;
+void lock_for_fork() noexcept;
+void unlock_after_fork(bool child) noexcept;
+}  // namespace arenas
+
+}  // namespace pcm

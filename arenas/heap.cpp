@@ -1,0 +1,369 @@
+// Slow paths of the core entry points, initialisation, thread caches and fork.
+// Synchronisation: initialisation under init_lock (once); the thread-cache
+// registry under registry_lock; everything else is delegated to the arenas.
+#include "heap.hpp"
+
+#include <cerrno>
+#include <cstring>
+#include <pthread.h>
+
+#include "arena.hpp"
+#include "base.hpp"
+#include "lock.hpp"
+#include "options.hpp"
+#include "report.hpp"
+
+namespace pcm {
+namespace detail {
+cache_mode mode = cache_mode::uninitialised;
+std::ptrdiff_t rseq_offset = 0;
+alignas(64) cache_set cpu_caches[rseq::max_cpus];
+}  // namespace detail
+
+namespace {
+using detail::cpu_caches;
+using detail::mode;
+
+// Zero-capacity caches: every operation on them misses into the slow path.
+// `no_cache` is where threads start; `exited_cache` marks a thread whose cache
+// was already given back by its exit destructor (later frees go straight down).
+cache_set no_cache, exited_cache;
+}  // namespace
+
+namespace detail {
+__thread cache_set* thread_cache __attribute__((tls_model("initial-exec"))) = &no_cache;
+}  // namespace detail
+
+namespace {
+using detail::thread_cache;
+
+mutex init_lock;
+std::atomic<bool> initialised{false};
+std::uint32_t class_capacity[cache_bins];
+std::size_t slots_per_set = 0;   // sum of capacities
+pthread_key_t thread_key;
+
+mutex registry_lock;
+cache_set* live_threads = nullptr;
+cache_set* spare_sets = nullptr;
+
+// The layer below a cache: the calling thread's arena.
+struct arena_source {
+  arena& owner;
+  unsigned refill(unsigned cls, void** out, unsigned n) noexcept { return owner.refill(cls, out, n); }
+  void drain(void* const* objects, unsigned n) noexcept { free_to_slabs(objects, n); }
+};
+
+void set_up_bins(cache_set& set, void** slots) {
+  for (unsigned cls = first_class; cls < cache_bins; ++cls) {
+    set.bins[cls] = cache_bin{0, class_capacity[cls], slots, 0, 0};
+    slots += class_capacity[cls];
+  }
+}
+
+void thread_exit(void* value) {
+  auto* set = static_cast<cache_set*>(value);
+  arena_source source{arenas::for_this_thread()};
+  for (unsigned cls = first_class; cls < cache_bins; ++cls) bin_flush(set->bins[cls], source);
+  lock_guard guard(registry_lock);
+  for (cache_set** link = &live_threads; *link; link = &(*link)->next_thread)
+    if (*link == set) { *link = set->next_thread; break; }
+  set->next_thread = spare_sets;
+  spare_sets = set;
+  thread_cache = &exited_cache;
+}
+
+// This thread's own cache, made on first use; nullptr while the thread exits.
+cache_set* own_thread_cache() noexcept {
+  cache_set* set = thread_cache;
+  if (set != &no_cache) return set == &exited_cache ? nullptr : set;
+  {
+    lock_guard guard(registry_lock);
+    if (spare_sets) { set = spare_sets; spare_sets = set->next_thread; }
+  }
+  if (set) {
+    for (unsigned cls = first_class; cls < cache_bins; ++cls) set->bins[cls].count = 0;
+  } else {
+    void* memory = base::allocate(sizeof(cache_set) + slots_per_set * sizeof(void*));
+    if (!memory) return nullptr;
+    set = static_cast<cache_set*>(memory);
+    set_up_bins(*set, reinterpret_cast<void**>(set + 1));
+  }
+  {
+    lock_guard guard(registry_lock);
+    set->next_thread = live_threads;
+    live_threads = set;
+  }
+  thread_cache = set;
+  pthread_setspecific(thread_key, set);
+  return set;
+}
+
+void* take_for_class(unsigned cls) noexcept {
+  arena& owner = arenas::for_this_thread();
+  arenas::decay_tick(false);
+  if (mode == cache_mode::per_cpu) {
+    char* area = rseq::area(detail::rseq_offset);
+    if (rseq::current_cpu(area) >= 0) {
+      void* batch[64];
+      unsigned n = owner.refill(cls, batch, batch_for(cpu_caches[0].bins[cls]));
+      for (unsigned i = 1; i < n; ++i) {
+        if (!rseq::push(area, &cpu_caches[0].bins[cls], batch[i])) {
+          free_to_slabs(batch + i, n - i);   // another thread filled the bin meanwhile
+          break;
+        }
+      }
+      return n ? batch[0] : nullptr;
+    }
+  }
+  arena_source source{owner};
+  if (cache_set* set = own_thread_cache()) {
+    if (void* p = bin_pop(set->bins[cls])) return p;
+    return bin_refill(set->bins[cls], cls, source);
+  }
+  void* p = nullptr;
+  return owner.refill(cls, &p, 1) ? p : nullptr;
+}
+
+void give_back_small(unsigned cls, void* p) noexcept {
+  arenas::decay_tick(false);
+  if (mode == cache_mode::per_cpu) {
+    char* area = rseq::area(detail::rseq_offset);
+    if (rseq::current_cpu(area) >= 0) {
+      void* batch[64];
+      unsigned n = 0, want = batch_for(cpu_caches[0].bins[cls]);
+      while (n < want && (batch[n] = rseq::pop(area, &cpu_caches[0].bins[cls]))) ++n;
+      free_to_slabs(batch, n);
+      if (!rseq::push(area, &cpu_caches[0].bins[cls], p)) free_to_slabs(&p, 1);
+      return;
+    }
+  }
+  arena_source source{arenas::for_this_thread()};
+  if (cache_set* set = own_thread_cache()) {
+    if (!bin_push(set->bins[cls], p)) bin_drain_and_push(set->bins[cls], p, source);
+    return;
+  }
+  free_to_slabs(&p, 1);
+}
+
+void fork_prepare() {
+  init_lock.lock();
+  registry_lock.lock();
+  arenas::lock_for_fork();
+  base::lock_for_fork();
+}
+void fork_parent() {
+  base::unlock_after_fork(false);
+  arenas::unlock_after_fork(false);
+  registry_lock.unlock();
+  init_lock.unlock();
+}
+void fork_child() {
+  base::unlock_after_fork(true);
+  arenas::unlock_after_fork(true);
+  registry_lock.reset_after_fork();
+  init_lock.reset_after_fork();
+}
+
+__attribute__((constructor)) void initialise_at_load() {
+  ensure_initialised();
+  pthread_atfork(fork_prepare, fork_parent, fork_child);
+}
+
+std::size_t round_to_pages(std::size_t size) { return (size + os::page_size - 1) & ~(os::page_size - 1); }
+
+// Smallest small class >= size whose objects are all `alignment`-aligned
+// (slabs start on pages, so: class size a multiple of the alignment); 0 if none.
+unsigned aligned_small_class(std::size_t size, std::size_t alignment) {
+  for (unsigned cls = size_to_class(size); is_small_class(cls); ++cls)
+    if (size_classes[cls].size % alignment == 0) return cls;
+  return 0;
+}
+
+void* allocate_in_class(unsigned cls) noexcept {
+  if (void* p = detail::cache_pop(cls)) return p;
+  if (void* p = take_for_class(cls)) return p;
+  errno = ENOMEM;
+  return nullptr;
+}
+
+// Validate a pointer for a slow-path operation; returns its descriptor.
+slab* checked_block(const char* operation, const void* p, page_entry e) noexcept {
+  unsigned cls = e.size_class();
+  if (cls == 0) invalid_pointer(operation, p, "not allocated by pcmalloc (stack, global, foreign heap, or already freed large block)");
+  if (is_small_class(cls)) {
+    if (!detail::is_object_start(p, e, cls)) invalid_pointer(operation, p, "points inside a block, not at its start");
+  } else if (reinterpret_cast<std::uintptr_t>(p) != e.owner()->start) {
+    invalid_pointer(operation, p, "points inside a block, not at its start");
+  }
+  return e.owner();
+}
+
+}  // namespace
+
+namespace detail {
+
+void* allocate_slow(std::size_t size) noexcept {
+  if (!initialised.load(std::memory_order_acquire)) [[unlikely]] {
+    ensure_initialised();
+    return allocate(size);
+  }
+  if (size <= small_max) return allocate_in_class(size_to_class(size));
+  arenas::decay_tick(false);
+  void* p = nullptr;
+  if (size <= large_max) p = arenas::for_this_thread().allocate_large(size, os::page_size, false);
+  else if (size < (std::size_t(1) << 46)) p = allocate_huge(size, os::page_size);
+  if (!p) errno = ENOMEM;
+  return p;
+}
+
+void deallocate_slow(void* p, page_entry e) noexcept {
+  if (!p) return;
+  slab* s = checked_block("free", p, e);
+  unsigned cls = e.size_class();
+  if (is_small_class(cls)) return give_back_small(cls, p);
+  if (cls == page_entry::huge_class) free_huge(s);
+  else s->owner->free_large(s);
+  arenas::decay_tick(false);
+}
+
+}  // namespace detail
+
+void ensure_initialised() noexcept {
+  if (initialised.load(std::memory_order_acquire)) return;
+  lock_guard guard(init_lock);
+  if (initialised.load(std::memory_order_relaxed)) return;
+  if (os::kernel_page_size() != os::page_size) fatal("this build needs %zu-byte pages", os::page_size);
+  load_options_from_environment();
+  unsigned cpus = os::cpu_count();
+  arenas::init(config.arenas ? config.arenas : 4 * cpus);
+  for (unsigned cls = first_class; cls < cache_bins; ++cls) {
+    class_capacity[cls] = cache_capacity(cls, config.cache_class_bytes, config.cache_max_objects);
+    slots_per_set += class_capacity[cls];
+  }
+  pthread_key_create(&thread_key, thread_exit);
+  cache_mode chosen = cache_mode::per_thread;
+  std::ptrdiff_t offset = 0;
+  if (config.percpu && rseq::supported && cpus <= rseq::max_cpus && os::rseq_available(&offset) &&
+      rseq::current_cpu(rseq::area(offset)) >= 0) {
+    auto* slots = static_cast<void**>(base::allocate(std::size_t(cpus) * slots_per_set * sizeof(void*)));
+    if (slots) {
+      for (unsigned cpu = 0; cpu < cpus; ++cpu) set_up_bins(cpu_caches[cpu], slots + std::size_t(cpu) * slots_per_set);
+      detail::rseq_offset = offset;
+      chosen = cache_mode::per_cpu;
+    }
+  }
+  mode = chosen;
+  initialised.store(true, std::memory_order_release);
+}
+
+cache_mode current_cache_mode() noexcept { ensure_initialised(); return mode; }
+const char* cache_mode_name() noexcept {
+  return current_cache_mode() == cache_mode::per_cpu ? "per-cpu (rseq)" : "per-thread";
+}
+
+void* allocate_zeroed(std::size_t count, std::size_t size) noexcept {
+  std::size_t total;
+  if (__builtin_mul_overflow(count, size, &total)) { errno = ENOMEM; return nullptr; }
+  if (total > small_max && total <= large_max) {
+    ensure_initialised();
+    void* p = arenas::for_this_thread().allocate_large(total, os::page_size, true);
+    if (!p) errno = ENOMEM;
+    return p;
+  }
+  void* p = allocate(total);   // huge blocks are fresh mappings: already zero
+  if (p && total <= small_max) std::memset(p, 0, total);
+  return p;
+}
+
+void* allocate_aligned(std::size_t alignment, std::size_t size) noexcept {
+  if (alignment == 0 || (alignment & (alignment - 1))) { errno = EINVAL; return nullptr; }
+  if (alignment <= 16) return allocate(size);
+  ensure_initialised();
+  if (size <= small_max && alignment <= os::page_size)
+    if (unsigned cls = aligned_small_class(size, alignment)) return allocate_in_class(cls);
+  void* p = nullptr;
+  if (size <= large_max && alignment <= chunk_bytes / 4 && round_to_pages(size) + alignment <= chunk_bytes)
+    p = arenas::for_this_thread().allocate_large(size, alignment, false);
+  else if (size < (std::size_t(1) << 46) && alignment < (std::size_t(1) << 40))
+    p = allocate_huge(size, alignment);
+  if (!p) errno = ENOMEM;
+  return p;
+}
+
+void* reallocate(void* p, std::size_t size) noexcept {
+  if (!p) return allocate(size);
+  if (size == 0) { deallocate(p); return nullptr; }   // as glibc: free, return NULL
+  page_entry e = page_map::lookup(p);
+  slab* s = checked_block("realloc", p, e);
+  unsigned cls = e.size_class();
+  std::size_t old_usable;
+  if (is_small_class(cls)) {
+    old_usable = size_classes[cls].size;
+    if (size <= old_usable && size >= old_usable / 2) return p;   // fits, not too wasteful
+  } else if (cls == page_entry::huge_class) {
+    old_usable = s->bytes;
+    if (size > large_max) {
+      void* moved = reallocate_huge(s, size);
+      if (!moved) errno = ENOMEM;
+      return moved;
+    }
+  } else {
+    old_usable = s->bytes;
+    if (size > small_max && size <= large_max && s->owner->resize_large_in_place(s, size)) return p;
+  }
+  void* q = allocate(size);
+  if (!q) return nullptr;   // the old block stays valid, as C requires
+  std::memcpy(q, p, size < old_usable ? size : old_usable);
+  deallocate(p);
+  return q;
+}
+
+std::size_t usable_size(const void* p) noexcept {
+  if (!p) return 0;
+  page_entry e = page_map::lookup(p);
+  slab* s = checked_block("malloc_usable_size", p, e);
+  return is_small_class(e.size_class()) ? size_classes[e.size_class()].size : s->bytes;
+}
+
+bool owns(const void* p) noexcept {
+  page_entry e = page_map::lookup(p);
+  unsigned cls = e.size_class();
+  if (cls == 0) return false;
+  if (is_small_class(cls)) return detail::is_object_start(p, e, cls);
+  return reinterpret_cast<std::uintptr_t>(p) == e.owner()->start;
+}
+
+void deallocate_sized(void* p, std::size_t) noexcept { deallocate(p); }
+
+void flush_thread_cache() noexcept {
+  ensure_initialised();
+  if (mode == cache_mode::per_cpu) {
+    char* area = rseq::area(detail::rseq_offset);
+    for (unsigned cls = first_class; cls < cache_bins; ++cls) {
+      void* batch[64];
+      unsigned n;
+      do {
+        n = 0;
+        while (n < 64 && (batch[n] = rseq::pop(area, &cpu_caches[0].bins[cls]))) ++n;
+        free_to_slabs(batch, n);
+      } while (n == 64);
+    }
+  }
+  cache_set* set = thread_cache;
+  if (set != &no_cache && set != &exited_cache) {
+    arena_source source{arenas::for_this_thread()};
+    for (unsigned cls = first_class; cls < cache_bins; ++cls) bin_flush(set->bins[cls], source);
+  }
+}
+
+void purge_all() noexcept {
+  flush_thread_cache();
+  arenas::decay_tick(true);
+}
+
+void invalid_pointer(const char* operation, const void* p, const char* why) noexcept {
+  fatal("%s(%p): invalid pointer: %s", operation, p, why);
+}
+
+}  // namespace pcm

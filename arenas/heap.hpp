@@ -1,0 +1,91 @@
+// The core's entry points: what every front end (malloc shim, C API, pmr
+// resources) calls. The fast paths are inline here; all else is in heap.cpp.
+//
+//   allocate(size):   size <= 32 KiB -> class (table or bit math) -> pop this
+//                     CPU's (or thread's) bin -> done. ~20 instructions, one
+//                     likely test on the size and one on the pop.
+//   deallocate(p):    page map (two loads) -> class and object-start check ->
+//                     push onto this CPU's (or thread's) bin -> done.
+// Anything else (empty or full bin, large, huge, foreign pointers, first use)
+// tail-calls a noinline slow path.
+#pragma once
+#include <cstddef>
+#include <cstdint>
+
+#include "cache.hpp"
+#include "page_map.hpp"
+#include "rseq.hpp"
+#include "size_class.hpp"
+
+namespace pcm {
+
+enum class cache_mode : std::uint8_t { uninitialised, per_cpu, per_thread };
+
+namespace detail {
+extern cache_mode mode;
+extern std::ptrdiff_t rseq_offset;
+extern cache_set cpu_caches[rseq::max_cpus];
+extern __thread cache_set* thread_cache __attribute__((tls_model("initial-exec")));
+
+[[gnu::noinline]] void* allocate_slow(std::size_t size) noexcept;
+[[gnu::noinline]] void deallocate_slow(void* p, page_entry e) noexcept;
+
+[[gnu::always_inline]] inline void* cache_pop(unsigned cls) noexcept {
+  if (mode == cache_mode::per_cpu) [[likely]]
+    return rseq::pop(rseq::area(rseq_offset), &cpu_caches[0].bins[cls]);
+  return bin_pop(thread_cache->bins[cls]);
+}
+[[gnu::always_inline]] inline bool cache_push(unsigned cls, void* p) noexcept {
+  if (mode == cache_mode::per_cpu) [[likely]]
+    return rseq::push(rseq::area(rseq_offset), &cpu_caches[0].bins[cls], p);
+  return bin_push(thread_cache->bins[cls], p);
+}
+
+// True when p is the first byte of an object of small class `cls`: the offset
+// from the slab start must be a multiple of the class size (checked with a
+// multiply by the reciprocal; exact whenever the offset is a multiple).
+[[gnu::always_inline]] inline bool is_object_start(const void* p, page_entry e, unsigned cls) noexcept {
+  auto a = reinterpret_cast<std::uintptr_t>(p);
+  std::uintptr_t slab_start = (a & ~std::uintptr_t(os::page_size - 1)) - (std::uintptr_t(e.page_offset()) << os::page_shift);
+  std::uint64_t offset = a - slab_start;
+  std::uint64_t index = (offset * size_classes[cls].reciprocal) >> 32;
+  return index * size_classes[cls].size == offset;
+}
+}  // namespace detail
+
+[[gnu::always_inline]] inline void* allocate(std::size_t size) noexcept {
+  if (size <= small_max) [[likely]] {
+    void* p = detail::cache_pop(size_to_class(size));
+    if (p) [[likely]] return p;
+  }
+  return detail::allocate_slow(size);
+}
+
+[[gnu::always_inline]] inline void deallocate(void* p) noexcept {
+  page_entry e = page_map::lookup(p);
+  unsigned cls = e.size_class();
+  if (is_small_class(cls) && detail::is_object_start(p, e, cls)) [[likely]] {
+    if (detail::cache_push(cls, p)) [[likely]] return;
+  }
+  detail::deallocate_slow(p, e);
+}
+
+// The rest of the family (heap.cpp). All return nullptr with errno ENOMEM (or
+// EINVAL for a bad alignment) on failure; none throws.
+void* allocate_zeroed(std::size_t count, std::size_t size) noexcept;
+void* allocate_aligned(std::size_t alignment, std::size_t size) noexcept;
+void* reallocate(void* p, std::size_t size) noexcept;
+std::size_t usable_size(const void* p) noexcept;   // 0 for nullptr
+bool owns(const void* p) noexcept;                  // p is the start of a live-looking block of ours
+void deallocate_sized(void* p, std::size_t size) noexcept;
+
+cache_mode current_cache_mode() noexcept;
+const char* cache_mode_name() noexcept;
+void ensure_initialised() noexcept;
+void flush_thread_cache() noexcept;   // give this thread's (or CPU's) cached objects back
+void purge_all() noexcept;            // flush caches and return every dirty page now
+
+// Reports an invalid pointer passed to `operation` and aborts.
+[[noreturn]] void invalid_pointer(const char* operation, const void* p, const char* why) noexcept;
+
+}  // namespace pcm

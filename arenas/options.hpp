@@ -1,0 +1,29 @@
+// Tunables, read once from PCMALLOC_CONF ("key:value,key:value", jemalloc style)
+// at initialisation, before any other thread can allocate. Read-only after.
+// The parser lives in the core because the core needs its values before any
+// front end runs; it touches no heap memory (getenv and raw writes only).
+#pragma once
+#include <cstddef>
+#include <cstdint>
+
+namespace pcm {
+
+struct options {
+  unsigned arenas = 0;                    // 0: four per CPU
+  bool percpu = true;                     // per-CPU rseq caches when glibc provides rseq
+  std::uint32_t cache_class_bytes = 64 * 1024;  // per CPU/thread and class
+  std::uint32_t cache_max_objects = 256;  // per CPU/thread and class
+  std::uint64_t decay_ms = 500;           // dirty pages live this long before purging
+  bool huge_pages = false;                // MADV_HUGEPAGE on arena chunks
+  bool stats_print = false;               // print statistics at exit
+  bool stats_json = false;                // ... as JSON
+};
+
+extern options config;
+
+// Parse `text` into `out`; unknown keys and bad values are reported on stderr
+// (naming the key) and ignored. Returns the number of problems found.
+unsigned parse_options(const char* text, options& out) noexcept;
+void load_options_from_environment() noexcept;
+
+}  // namespace pcm

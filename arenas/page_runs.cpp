@@ -1,0 +1,162 @@
+#include "page_runs.hpp"
+
+#include <bit>
+
+namespace pcm {
+namespace {
+
+bool bit(const std::uint64_t* map, std::uint32_t i) { return (map[i >> 6] >> (i & 63)) & 1; }
+
+// Set or clear bits [first, first + count).
+void assign_bits(std::uint64_t* map, std::uint32_t first, std::uint32_t count, bool value) {
+  while (count) {
+    std::uint32_t offset = first & 63, n = 64 - offset < count ? 64 - offset : count;
+    std::uint64_t mask = (n == 64 ? ~0ull : ((1ull << n) - 1)) << offset;
+    if (value) map[first >> 6] |= mask; else map[first >> 6] &= ~mask;
+    first += n;
+    count -= n;
+  }
+}
+
+std::uint32_t count_bits(const std::uint64_t* map, std::uint32_t first, std::uint32_t count) {
+  std::uint32_t total = 0;
+  for (std::uint32_t i = first; i < first + count; ++i) total += bit(map, i);
+  return total;
+}
+
+// First index >= from whose bit equals `value`, or chunk_pages.
+std::uint32_t next_with(const std::uint64_t* map, std::uint32_t from, bool value) {
+  while (from < chunk_pages) {
+    std::uint64_t word = value ? map[from >> 6] : ~map[from >> 6];
+    word &= ~0ull << (from & 63);
+    if (word) return (from & ~63u) + unsigned(std::countr_zero(word));
+    from = (from & ~63u) + 64;
+  }
+  return chunk_pages;
+}
+
+}  // namespace
+
+bool page_runs::find(const chunk& c, std::uint32_t pages, std::uint32_t align, std::uint32_t* first) noexcept {
+  std::uint32_t i = 0;
+  while (true) {
+    i = next_with(c.used, i, false);
+    i = (i + align - 1) & ~(align - 1);
+    if (i + pages > chunk_pages) return false;
+    std::uint32_t blocker = next_with(c.used, i, true);
+    if (blocker >= i + pages) { *first = i; return true; }
+    i = blocker + 1;
+  }
+}
+
+chunk* page_runs::add_chunk() noexcept {
+  // Aligned to 2 MiB so that transparent huge pages can back whole chunks.
+  void* memory = os::map(chunk_bytes, 2u << 20);
+  if (!memory) return nullptr;
+  chunk* c = chunk_pool_.acquire();
+  if (!c) { os::unmap(memory, chunk_bytes); return nullptr; }
+  if (huge_pages) os::hint_huge_pages(memory, chunk_bytes, true);
+  c->base = reinterpret_cast<std::uintptr_t>(memory);
+  c->next = chunks_;
+  chunks_ = c;
+  stats_.mapped += chunk_bytes;
+  return c;
+}
+
+void page_runs::take(chunk& c, std::uint32_t first, std::uint32_t pages, bool* zeroed) noexcept {
+  std::uint32_t dirty = count_bits(c.dirty, first, pages);
+  *zeroed = dirty == 0;
+  assign_bits(c.used, first, pages, true);
+  assign_bits(c.dirty, first, pages, false);
+  c.free_pages -= pages;
+  c.dirty_pages -= dirty;
+  if (c.dirty_pages == 0) c.dirty_since_ms = 0;
+  stats_.dirty -= std::size_t(dirty) * os::page_size;
+  stats_.active += std::size_t(pages) * os::page_size;
+}
+
+void page_runs::give(chunk& c, std::uint32_t first, std::uint32_t pages, std::uint64_t now_ms) noexcept {
+  assign_bits(c.used, first, pages, false);
+  assign_bits(c.dirty, first, pages, true);
+  c.free_pages += pages;
+  if (c.dirty_pages == 0) c.dirty_since_ms = now_ms;
+  c.dirty_pages += pages;
+  stats_.dirty += std::size_t(pages) * os::page_size;
+  stats_.active -= std::size_t(pages) * os::page_size;
+}
+
+bool page_runs::allocate(std::uint32_t pages, std::uint32_t align_pages, page_run* out) noexcept {
+  std::uint32_t first = 0;
+  chunk* found = nullptr;
+  // Prefer chunks with dirty pages: their memory is already backed and warm.
+  for (chunk* c = chunks_; c && !found; c = c->next)
+    if (c->free_pages >= pages && c->dirty_pages && find(*c, pages, align_pages, &first)) found = c;
+  for (chunk* c = chunks_; c && !found; c = c->next)
+    if (c->free_pages >= pages && find(*c, pages, align_pages, &first)) found = c;
+  if (!found) {
+    found = add_chunk();
+    if (!found) return false;
+    first = 0;
+  }
+  out->home = found;
+  out->first = first;
+  out->pages = pages;
+  take(*found, first, pages, &out->zeroed);
+  return true;
+}
+
+void page_runs::release(const page_run& run, std::uint64_t now_ms) noexcept {
+  give(*run.home, run.first, run.pages, now_ms);
+}
+
+bool page_runs::grow_in_place(page_run& run, std::uint32_t new_pages) noexcept {
+  chunk& c = *run.home;
+  std::uint32_t end = run.first + run.pages, extra = new_pages - run.pages;
+  if (run.first + new_pages > chunk_pages) return false;
+  if (next_with(c.used, end, true) < run.first + new_pages) return false;
+  bool zeroed;
+  take(c, end, extra, &zeroed);
+  run.pages = new_pages;
+  return true;
+}
+
+void page_runs::shrink_in_place(page_run& run, std::uint32_t new_pages, std::uint64_t now_ms) noexcept {
+  give(*run.home, run.first + new_pages, run.pages - new_pages, now_ms);
+  run.pages = new_pages;
+}
+
+std::size_t page_runs::purge(std::uint64_t now_ms, std::uint64_t decay_ms) noexcept {
+  std::size_t purged = 0;
+  bool kept_empty = false;
+  for (chunk** link = &chunks_; *link;) {
+    chunk& c = **link;
+    if (c.dirty_pages && (decay_ms == 0 || now_ms - c.dirty_since_ms >= decay_ms)) {
+      for (std::uint32_t i = next_with(c.dirty, 0, true); i < chunk_pages; i = next_with(c.dirty, i, true)) {
+        std::uint32_t end = next_with(c.dirty, i, false);
+        os::purge(reinterpret_cast<void*>(c.base + std::uintptr_t(i) * os::page_size),
+                  std::size_t(end - i) * os::page_size);
+        assign_bits(c.dirty, i, end - i, false);
+        purged += std::size_t(end - i) * os::page_size;
+        i = end;
+      }
+      stats_.dirty -= std::size_t(c.dirty_pages) * os::page_size;
+      c.dirty_pages = 0;
+      c.dirty_since_ms = 0;
+    }
+    if (c.free_pages == chunk_pages && c.dirty_pages == 0) {
+      if (kept_empty) {   // a second wholly free, clean chunk: give its address space back
+        *link = c.next;
+        os::unmap(reinterpret_cast<void*>(c.base), chunk_bytes);
+        stats_.mapped -= chunk_bytes;
+        chunk_pool_.release(&c);
+        continue;
+      }
+      kept_empty = true;
+    }
+    link = &c.next;
+  }
+  stats_.purged_total += purged;
+  return purged;
+}
+
+}  // namespace pcm

@@ -1,0 +1,51 @@
+// Platform layer: the only door to the operating system. Everything above asks
+// these functions for address space, pages, time, futexes and the rseq area;
+// nothing above this file calls mmap, madvise, munmap, mprotect or syscall.
+// Stateless except for cached constants, so safe from any thread at any time.
+#pragma once
+#include <cstddef>
+#include <cstdint>
+
+namespace pcm::os {
+
+inline constexpr std::size_t page_size = 4096;   // checked against the kernel at init
+inline constexpr unsigned page_shift = 12;
+
+// Reserve and commit `size` bytes aligned to `alignment` (a power of two >= page).
+// Returns nullptr (errno ENOMEM) when the kernel refuses.
+void* map(std::size_t size, std::size_t alignment = page_size) noexcept;
+// Reserve address space with no access and no commit charge (for sparse tables).
+void* reserve_sparse(std::size_t size) noexcept;
+void unmap(void* p, std::size_t size) noexcept;
+// Give the pages' physical memory back; the range stays mapped and reads as zero.
+void purge(void* p, std::size_t size) noexcept;
+// Grow or shrink a mapping, moving it if needed (huge blocks).
+void* remap(void* p, std::size_t old_size, std::size_t new_size) noexcept;
+// Make a range inaccessible / accessible again (guard pages).
+bool protect_none(void* p, std::size_t size) noexcept;
+bool protect_read_write(void* p, std::size_t size) noexcept;
+void hint_huge_pages(void* p, std::size_t size, bool want) noexcept;
+
+std::size_t kernel_page_size() noexcept;
+unsigned cpu_count() noexcept;            // CPUs configured (ids are below this)
+std::uint64_t now_ms() noexcept;          // coarse monotonic clock
+std::uint64_t resident_bytes() noexcept;  // this process's RSS from /proc/self/statm
+
+void futex_wait(std::uint32_t* word, std::uint32_t expected) noexcept;
+void futex_wake(std::uint32_t* word, int count) noexcept;
+void yield_cpu() noexcept;
+long thread_id() noexcept;
+
+// Raw writes that never allocate: reporting must work with a broken heap.
+void write_error(const char* text, std::size_t length) noexcept;
+[[noreturn]] void abort_process() noexcept;
+
+// glibc >= 2.35 registers an rseq area for every thread; we share it rather than
+// registering our own (a second registration fails and would silently cost the
+// per-CPU caches). Returns the area's offset from the thread pointer, or
+// nullopt-like false when glibc did not register one (old glibc, old kernel,
+// GLIBC_TUNABLES=glibc.pthread.rseq=0).
+bool rseq_available(std::ptrdiff_t* offset) noexcept;
+inline constexpr std::uint32_t rseq_signature = 0x53053053;  // x86-64 RSEQ_SIG, as glibc's
+
+}  // namespace pcm::os

@@ -1,0 +1,148 @@
+// Linux implementation of the platform layer (x86-64 and other 64-bit targets).
+#include "platform.hpp"
+
+#include <cerrno>
+#include <cstdlib>
+#include <cstring>
+#include <fcntl.h>
+#include <linux/futex.h>
+#include <sched.h>
+#include <sys/mman.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+extern "C" {
+// Weak: absent on glibc < 2.35, where we fall back to per-thread caches.
+extern const std::ptrdiff_t __rseq_offset __attribute__((weak));
+extern const unsigned int __rseq_size __attribute__((weak));
+}
+
+namespace pcm::os {
+
+void* map(std::size_t size, std::size_t alignment) noexcept {
+  const int prot = PROT_READ | PROT_WRITE;
+  const int flags = MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE;
+  if (alignment <= page_size) {
+    void* p = mmap(nullptr, size, prot, flags, -1, 0);
+    return p == MAP_FAILED ? nullptr : p;
+  }
+  // Over-reserve, then trim both ends to the alignment.
+  std::size_t padded = size + alignment - page_size;
+  if (padded < size) { errno = ENOMEM; return nullptr; }
+  void* raw = mmap(nullptr, padded, prot, flags, -1, 0);
+  if (raw == MAP_FAILED) return nullptr;
+  auto start = reinterpret_cast<std::uintptr_t>(raw);
+  auto aligned = (start + alignment - 1) & ~(alignment - 1);
+  if (aligned > start) munmap(raw, aligned - start);
+  std::size_t tail = (start + padded) - (aligned + size);
+  if (tail) munmap(reinterpret_cast<void*>(aligned + size), tail);
+  return reinterpret_cast<void*>(aligned);
+}
+
+void* reserve_sparse(std::size_t size) noexcept {
+  // Readable zero pages until written: lookups of unused entries cost nothing.
+  void* p = mmap(nullptr, size, PROT_READ | PROT_WRITE,
+                 MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+  return p == MAP_FAILED ? nullptr : p;
+}
+
+void unmap(void* p, std::size_t size) noexcept { munmap(p, size); }
+
+void purge(void* p, std::size_t size) noexcept {
+  // DONTNEED rather than FREE: RSS drops at once, which users and tests can see.
+  madvise(p, size, MADV_DONTNEED);
+}
+
+void* remap(void* p, std::size_t old_size, std::size_t new_size) noexcept {
+  void* q = mremap(p, old_size, new_size, MREMAP_MAYMOVE);
+  return q == MAP_FAILED ? nullptr : q;
+}
+
+bool protect_none(void* p, std::size_t size) noexcept {
+  return mprotect(p, size, PROT_NONE) == 0;
+}
+bool protect_read_write(void* p, std::size_t size) noexcept {
+  return mprotect(p, size, PROT_READ | PROT_WRITE) == 0;
+}
+
+void hint_huge_pages(void* p, std::size_t size, bool want) noexcept {
+  madvise(p, size, want ? MADV_HUGEPAGE : MADV_NOHUGEPAGE);
+}
+
+std::size_t kernel_page_size() noexcept { return static_cast<std::size_t>(sysconf(_SC_PAGESIZE)); }
+
+// Parsed from sysfs with raw reads: glibc's get_nprocs_conf() opens a directory
+// stream, which calls malloc, which may be us, still initialising.
+unsigned cpu_count() noexcept {
+  int fd = open("/sys/devices/system/cpu/possible", O_RDONLY | O_CLOEXEC);
+  if (fd >= 0) {
+    char buffer[256];
+    ssize_t n = read(fd, buffer, sizeof buffer - 1);
+    close(fd);
+    if (n > 0) {
+      buffer[n] = 0;
+      unsigned highest = 0, value = 0;
+      for (const char* s = buffer; *s; ++s) {   // "0-15" or "0,2-5": the last number is the highest id
+        if (*s >= '0' && *s <= '9') value = value * 10 + unsigned(*s - '0');
+        else { highest = value > highest ? value : highest; value = 0; }
+      }
+      highest = value > highest ? value : highest;
+      return highest + 1;
+    }
+  }
+  cpu_set_t set;
+  if (sched_getaffinity(0, sizeof set, &set) == 0) return unsigned(CPU_COUNT(&set));
+  return 1;
+}
+
+std::uint64_t now_ms() noexcept {
+  timespec ts;
+  clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+  return static_cast<std::uint64_t>(ts.tv_sec) * 1000u + static_cast<std::uint64_t>(ts.tv_nsec) / 1000000u;
+}
+
+std::uint64_t resident_bytes() noexcept {
+  int fd = open("/proc/self/statm", O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return 0;
+  char buffer[128];
+  ssize_t n = read(fd, buffer, sizeof buffer - 1);
+  close(fd);
+  if (n <= 0) return 0;
+  buffer[n] = 0;
+  const char* s = buffer;
+  while (*s && *s != ' ') ++s;  // skip total size, RSS is the second field
+  std::uint64_t pages = 0;
+  while (*s == ' ') ++s;
+  while (*s >= '0' && *s <= '9') pages = pages * 10 + static_cast<std::uint64_t>(*s++ - '0');
+  return pages * kernel_page_size();
+}
+
+void futex_wait(std::uint32_t* word, std::uint32_t expected) noexcept {
+  syscall(SYS_futex, word, FUTEX_WAIT_PRIVATE, expected, nullptr, nullptr, 0);
+}
+void futex_wake(std::uint32_t* word, int count) noexcept {
+  syscall(SYS_futex, word, FUTEX_WAKE_PRIVATE, count, nullptr, nullptr, 0);
+}
+void yield_cpu() noexcept { sched_yield(); }
+long thread_id() noexcept { return syscall(SYS_gettid); }
+
+void write_error(const char* text, std::size_t length) noexcept {
+  while (length > 0) {
+    ssize_t n = write(STDERR_FILENO, text, length);
+    if (n <= 0) { if (n < 0 && errno == EINTR) continue; return; }
+    text += n;
+    length -= static_cast<std::size_t>(n);
+  }
+}
+
+void abort_process() noexcept { ::abort(); }
+
+bool rseq_available(std::ptrdiff_t* offset) noexcept {
+  if (&__rseq_size == nullptr || &__rseq_offset == nullptr) return false;
+  if (__rseq_size < 20) return false;  // 0 when glibc's registration is off or failed
+  *offset = __rseq_offset;
+  return true;
+}
+
+}  // namespace pcm::os

@@ -1,0 +1,29 @@
+// The prefixed C API: pcm_malloc and family, and the introspection calls.
+#include "pcmalloc/pcmalloc.h"
+
+#include "arena.hpp"
+#include "entry_points.hpp"
+
+using namespace pcm::entry;
+
+extern "C" {
+void* pcm_malloc(size_t n) { return malloc_(n); }
+void* pcm_calloc(size_t c, size_t n) { return calloc_(c, n); }
+void* pcm_realloc(void* p, size_t n) { return realloc_(p, n); }
+void* pcm_reallocarray(void* p, size_t c, size_t n) { return reallocarray_(p, c, n); }
+void pcm_free(void* p) { free_(p); }
+void pcm_free_sized(void* p, size_t n) { free_sized_(p, n); }
+void pcm_free_aligned_sized(void* p, size_t a, size_t n) { free_aligned_sized_(p, a, n); }
+void* pcm_aligned_alloc(size_t a, size_t n) { return aligned_alloc_(a, n); }
+int pcm_posix_memalign(void** out, size_t a, size_t n) { return posix_memalign_(out, a, n); }
+void* pcm_memalign(size_t a, size_t n) { return memalign_(a, n); }
+void* pcm_valloc(size_t n) { return valloc_(n); }
+void* pcm_pvalloc(size_t n) { return pvalloc_(n); }
+size_t pcm_usable_size(const void* p) { return usable_size_(p); }
+
+int pcm_owns(const void* p) { return pcm::owns(p) ? 1 : 0; }
+const char* pcm_cache_mode(void) { return pcm::cache_mode_name(); }
+void pcm_thread_flush(void) { pcm::flush_thread_cache(); }
+void pcm_purge(void) { pcm::purge_all(); }
+unsigned pcm_arena_count(void) { pcm::ensure_initialised(); return pcm::arenas::count(); }
+}

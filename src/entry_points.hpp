@@ -1,0 +1,45 @@
+// The malloc family's bodies, written once and inlined into both the prefixed C
+// API (c_api.cpp) and the override shim (override.cpp). Boundary policy lives
+// here: errno values, alignment rules of each standard function.
+#pragma once
+#include <cerrno>
+#include <cstddef>
+
+#include "heap.hpp"
+
+namespace pcm::entry {
+
+#define PCM_INLINE [[gnu::always_inline]] inline
+
+PCM_INLINE void* malloc_(std::size_t n) noexcept { return allocate(n); }
+PCM_INLINE void free_(void* p) noexcept { deallocate(p); }
+PCM_INLINE void* calloc_(std::size_t c, std::size_t n) noexcept { return allocate_zeroed(c, n); }
+PCM_INLINE void* realloc_(void* p, std::size_t n) noexcept { return reallocate(p, n); }
+PCM_INLINE void* reallocarray_(void* p, std::size_t c, std::size_t n) noexcept {
+  std::size_t total;
+  if (__builtin_mul_overflow(c, n, &total)) { errno = ENOMEM; return nullptr; }
+  return reallocate(p, total);
+}
+PCM_INLINE void* aligned_alloc_(std::size_t a, std::size_t n) noexcept { return allocate_aligned(a, n); }
+PCM_INLINE int posix_memalign_(void** out, std::size_t a, std::size_t n) noexcept {
+  if (a < sizeof(void*) || (a & (a - 1))) return EINVAL;   // POSIX: power of two multiple of sizeof(void*)
+  int saved = errno;
+  void* p = allocate_aligned(a, n);
+  if (!p) { int e = errno; errno = saved; return e; }   // posix_memalign reports, never sets, errno
+  *out = p;
+  return 0;
+}
+PCM_INLINE void* memalign_(std::size_t a, std::size_t n) noexcept { return allocate_aligned(a, n); }
+PCM_INLINE void* valloc_(std::size_t n) noexcept { return allocate_aligned(os::page_size, n); }
+PCM_INLINE void* pvalloc_(std::size_t n) noexcept {
+  std::size_t rounded = (n + os::page_size - 1) & ~(os::page_size - 1);
+  if (rounded < n) { errno = ENOMEM; return nullptr; }
+  return allocate_aligned(os::page_size, rounded ? rounded : os::page_size);
+}
+PCM_INLINE std::size_t usable_size_(const void* p) noexcept { return usable_size(p); }
+PCM_INLINE void free_sized_(void* p, std::size_t n) noexcept { deallocate_sized(p, n); }
+PCM_INLINE void free_aligned_sized_(void* p, std::size_t, std::size_t n) noexcept { deallocate_sized(p, n); }
+
+#undef PCM_INLINE
+
+}  // namespace pcm::entry

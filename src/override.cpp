@@ -1,0 +1,93 @@
+// The override shim: the standard malloc family and every C++ operator new and
+// delete, forwarding to the core. Nothing else defines these symbols, and the
+// core never does. Built into libpcmalloc.so (link or LD_PRELOAD) and .a.
+#include <cerrno>
+#include <cstddef>
+#include <new>
+
+#include "entry_points.hpp"
+
+#define PCM_EXPORT extern "C" __attribute__((visibility("default")))
+using namespace pcm::entry;
+
+PCM_EXPORT void* malloc(std::size_t n) { return malloc_(n); }
+PCM_EXPORT void free(void* p) { free_(p); }
+PCM_EXPORT void cfree(void* p) { free_(p); }
+PCM_EXPORT void* calloc(std::size_t c, std::size_t n) { return calloc_(c, n); }
+PCM_EXPORT void* realloc(void* p, std::size_t n) { return realloc_(p, n); }
+PCM_EXPORT void* reallocarray(void* p, std::size_t c, std::size_t n) { return reallocarray_(p, c, n); }
+PCM_EXPORT void* aligned_alloc(std::size_t a, std::size_t n) { return aligned_alloc_(a, n); }
+PCM_EXPORT int posix_memalign(void** out, std::size_t a, std::size_t n) { return posix_memalign_(out, a, n); }
+PCM_EXPORT void* memalign(std::size_t a, std::size_t n) { return memalign_(a, n); }
+PCM_EXPORT void* valloc(std::size_t n) { return valloc_(n); }
+PCM_EXPORT void* pvalloc(std::size_t n) { return pvalloc_(n); }
+PCM_EXPORT std::size_t malloc_usable_size(void* p) { return usable_size_(p); }
+PCM_EXPORT void free_sized(void* p, std::size_t n) { free_sized_(p, n); }
+PCM_EXPORT void free_aligned_sized(void* p, std::size_t a, std::size_t n) { free_aligned_sized_(p, a, n); }
+// glibc's heap is not ours to trim; trimming ours is what a caller wants.
+PCM_EXPORT int malloc_trim(std::size_t) { pcm::purge_all(); return 1; }
+
+// ---- C++ operators. Policy: throwing forms loop on the new_handler, then throw.
+namespace {
+enum class on_failure { throw_bad_alloc, return_null };
+
+template <on_failure policy>
+[[gnu::noinline]] void* new_failed(std::size_t n, std::size_t alignment) {
+  while (true) {
+    std::new_handler handler = std::get_new_handler();
+    if (!handler) {
+      if constexpr (policy == on_failure::throw_bad_alloc) throw std::bad_alloc();
+      else return nullptr;
+    }
+    if constexpr (policy == on_failure::throw_bad_alloc) {
+      handler();
+    } else {
+      try { handler(); } catch (...) { return nullptr; }
+    }
+    void* p = alignment ? pcm::allocate_aligned(alignment, n) : pcm::allocate(n);
+    if (p) return p;
+  }
+}
+
+template <on_failure policy>
+[[gnu::always_inline]] inline void* new_plain(std::size_t n) {
+  void* p = pcm::allocate(n);
+  if (p) [[likely]] return p;
+  return new_failed<policy>(n, 0);
+}
+
+template <on_failure policy>
+[[gnu::always_inline]] inline void* new_aligned(std::size_t n, std::align_val_t a) {
+  void* p = pcm::allocate_aligned(static_cast<std::size_t>(a), n);
+  if (p) [[likely]] return p;
+  return new_failed<policy>(n, static_cast<std::size_t>(a));
+}
+}  // namespace
+
+#define PCM_NEW __attribute__((visibility("default")))
+using nt = const std::nothrow_t&;
+using al = std::align_val_t;
+constexpr auto throws = on_failure::throw_bad_alloc;
+constexpr auto nulls = on_failure::return_null;
+
+PCM_NEW void* operator new(std::size_t n) { return new_plain<throws>(n); }
+PCM_NEW void* operator new[](std::size_t n) { return new_plain<throws>(n); }
+PCM_NEW void* operator new(std::size_t n, nt) noexcept { return new_plain<nulls>(n); }
+PCM_NEW void* operator new[](std::size_t n, nt) noexcept { return new_plain<nulls>(n); }
+PCM_NEW void* operator new(std::size_t n, al a) { return new_aligned<throws>(n, a); }
+PCM_NEW void* operator new[](std::size_t n, al a) { return new_aligned<throws>(n, a); }
+PCM_NEW void* operator new(std::size_t n, al a, nt) noexcept { return new_aligned<nulls>(n, a); }
+PCM_NEW void* operator new[](std::size_t n, al a, nt) noexcept { return new_aligned<nulls>(n, a); }
+
+PCM_NEW void operator delete(void* p) noexcept { pcm::deallocate(p); }
+PCM_NEW void operator delete[](void* p) noexcept { pcm::deallocate(p); }
+PCM_NEW void operator delete(void* p, nt) noexcept { pcm::deallocate(p); }
+PCM_NEW void operator delete[](void* p, nt) noexcept { pcm::deallocate(p); }
+PCM_NEW void operator delete(void* p, std::size_t n) noexcept { pcm::deallocate_sized(p, n); }
+PCM_NEW void operator delete[](void* p, std::size_t n) noexcept { pcm::deallocate_sized(p, n); }
+PCM_NEW void operator delete(void* p, al) noexcept { pcm::deallocate(p); }
+PCM_NEW void operator delete[](void* p, al) noexcept { pcm::deallocate(p); }
+PCM_NEW void operator delete(void* p, al, nt) noexcept { pcm::deallocate(p); }
+PCM_NEW void operator delete[](void* p, al, nt) noexcept { pcm::deallocate(p); }
+PCM_NEW void operator delete(void* p, std::size_t n, al) noexcept { pcm::deallocate_sized(p, n); }
+PCM_NEW void operator delete[](void* p, std::size_t n, al) noexcept { pcm::deallocate_sized(p, n); }
