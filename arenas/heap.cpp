@@ -42,6 +42,18 @@ std::atomic<bool> initialised{false};
 std::uint32_t class_capacity[cache_bins];
 std::size_t slots_per_set = 0;   // sum of capacities
 pthread_key_t thread_key;
+// Slow-path events per class, for statistics; touched only on slow paths.
+// The per-CPU bins count every pop as a hit and every push as a free, so the
+// pops and pushes that only move batches between a bin and its arena are
+// counted here and subtracted.
+struct slow_path_counters {
+  std::atomic<std::uint64_t> misses{0};        // allocations that went to an arena
+  std::atomic<std::uint64_t> direct_frees{0};  // frees that bypassed every cache
+  std::atomic<std::uint64_t> batch_pushes{0};  // refill pushes into a CPU bin
+  std::atomic<std::uint64_t> batch_pops{0};    // drain pops out of a CPU bin
+};
+slow_path_counters slow_counts[cache_bins];
+void count(std::atomic<std::uint64_t>& counter, std::uint64_t n) { if (n) counter.fetch_add(n, std::memory_order_relaxed); }
 
 mutex registry_lock;
 cache_set* live_threads = nullptr;
@@ -100,6 +112,7 @@ cache_set* own_thread_cache() noexcept {
 }
 
 void* take_for_class(unsigned cls) noexcept {
+  count(slow_counts[cls].misses, 1);
   arena& owner = arenas::for_this_thread();
   arenas::decay_tick(false);
   if (mode == cache_mode::per_cpu) {
@@ -107,12 +120,10 @@ void* take_for_class(unsigned cls) noexcept {
     if (rseq::current_cpu(area) >= 0) {
       void* batch[64];
       unsigned n = owner.refill(cls, batch, batch_for(cpu_caches[0].bins[cls]));
-      for (unsigned i = 1; i < n; ++i) {
-        if (!rseq::push(area, &cpu_caches[0].bins[cls], batch[i])) {
-          free_to_slabs(batch + i, n - i);   // another thread filled the bin meanwhile
-          break;
-        }
-      }
+      unsigned pushed = 1;
+      while (pushed < n && rseq::push(area, &cpu_caches[0].bins[cls], batch[pushed])) ++pushed;
+      count(slow_counts[cls].batch_pushes, pushed - 1);
+      if (pushed < n) free_to_slabs(batch + pushed, n - pushed);   // another thread filled the bin meanwhile
       return n ? batch[0] : nullptr;
     }
   }
@@ -133,8 +144,12 @@ void give_back_small(unsigned cls, void* p) noexcept {
       void* batch[64];
       unsigned n = 0, want = batch_for(cpu_caches[0].bins[cls]);
       while (n < want && (batch[n] = rseq::pop(area, &cpu_caches[0].bins[cls]))) ++n;
+      count(slow_counts[cls].batch_pops, n);
       free_to_slabs(batch, n);
-      if (!rseq::push(area, &cpu_caches[0].bins[cls], p)) free_to_slabs(&p, 1);
+      if (!rseq::push(area, &cpu_caches[0].bins[cls], p)) {
+        count(slow_counts[cls].direct_frees, 1);
+        free_to_slabs(&p, 1);
+      }
       return;
     }
   }
@@ -143,6 +158,7 @@ void give_back_small(unsigned cls, void* p) noexcept {
     if (!bin_push(set->bins[cls], p)) bin_drain_and_push(set->bins[cls], p, source);
     return;
   }
+  count(slow_counts[cls].direct_frees, 1);
   free_to_slabs(&p, 1);
 }
 
@@ -346,6 +362,7 @@ void flush_thread_cache() noexcept {
       do {
         n = 0;
         while (n < 64 && (batch[n] = rseq::pop(area, &cpu_caches[0].bins[cls]))) ++n;
+        count(slow_counts[cls].batch_pops, n);
         free_to_slabs(batch, n);
       } while (n == 64);
     }
@@ -360,6 +377,23 @@ void flush_thread_cache() noexcept {
 void purge_all() noexcept {
   flush_thread_cache();
   arenas::decay_tick(true);
+}
+
+void for_each_cache(void (*visit)(const cache_set&, void*), void* context) noexcept {
+  ensure_initialised();
+  if (mode == cache_mode::per_cpu)
+    for (unsigned cpu = 0, n = os::cpu_count(); cpu < n && cpu < rseq::max_cpus; ++cpu) visit(cpu_caches[cpu], context);
+  lock_guard guard(registry_lock);
+  for (cache_set* set = live_threads; set; set = set->next_thread) visit(*set, context);
+}
+
+void adjust_cache_counts(unsigned cls, std::uint64_t& hits, std::uint64_t& misses, std::uint64_t& frees) noexcept {
+  const slow_path_counters& c = slow_counts[cls];
+  auto get = [](const std::atomic<std::uint64_t>& v) { return v.load(std::memory_order_relaxed); };
+  std::uint64_t pops = get(c.batch_pops), pushes = get(c.batch_pushes);
+  hits = hits > pops ? hits - pops : 0;
+  frees = (frees > pushes ? frees - pushes : 0) + get(c.direct_frees);
+  misses = get(c.misses);
 }
 
 void invalid_pointer(const char* operation, const void* p, const char* why) noexcept {

@@ -85,6 +85,12 @@ void ensure_initialised() noexcept;
 void flush_thread_cache() noexcept;   // give this thread's (or CPU's) cached objects back
 void purge_all() noexcept;            // flush caches and return every dirty page now
 
+// For statistics: visit every live cache (CPU caches, then thread caches).
+void for_each_cache(void (*visit)(const cache_set&, void*), void* context) noexcept;
+// Turn the caches' raw pop/push counts into allocation hits and frees, and
+// give the misses (see the counters in heap.cpp).
+void adjust_cache_counts(unsigned cls, std::uint64_t& hits, std::uint64_t& misses, std::uint64_t& frees) noexcept;
+
 // Reports an invalid pointer passed to `operation` and aborts.
 [[noreturn]] void invalid_pointer(const char* operation, const void* p, const char* why) noexcept;
 

@@ -7,6 +7,7 @@
 #define PCMALLOC_PCMALLOC_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #if defined(__GNUC__)
 #define PCM_API __attribute__((visibility("default")))
@@ -40,6 +41,40 @@ PCM_API const char* pcm_cache_mode(void);        /* "per-cpu (rseq)" or "per-thr
 PCM_API void pcm_thread_flush(void);             /* give back this thread's / CPU's cached objects */
 PCM_API void pcm_purge(void);                    /* flush, then return all free pages to the OS now */
 PCM_API unsigned pcm_arena_count(void);
+
+/* Statistics. Counters are read without stopping other threads: exact when the
+ * process is quiet, within a few operations otherwise. */
+#define PCM_STATS_MAX_CLASSES 64
+typedef struct pcm_class_stats {
+  size_t size;               /* object size of the class */
+  uint64_t requests;         /* allocations of this class */
+  uint64_t cache_hits;       /* ... served by a per-CPU or per-thread cache */
+  uint64_t cache_misses;     /* ... that went to an arena (requests - hits) */
+  uint64_t frees;
+  uint64_t slabs;            /* slabs held now */
+  uint64_t slab_bytes;       /* their bytes ("active") */
+  uint64_t live_objects;     /* in the program's hands ("allocated" = live_objects * size) */
+  uint64_t cached_objects;   /* free, waiting in caches */
+} pcm_class_stats;
+
+typedef struct pcm_stats {
+  const char* cache_mode;    /* "per-cpu (rseq)" or "per-thread" */
+  unsigned arenas, cpus, class_count;
+  pcm_class_stats classes[PCM_STATS_MAX_CLASSES];   /* [0, class_count) */
+  uint64_t small_live_bytes, small_slab_bytes;      /* fragmentation = 1 - live / slab */
+  uint64_t large_live_bytes, large_count;
+  uint64_t huge_live_bytes, huge_count;
+  uint64_t mapped_bytes, dirty_bytes, purged_bytes, metadata_bytes, resident_bytes;
+} pcm_stats;
+
+enum { PCM_STATS_TEXT = 0, PCM_STATS_JSON = 1, PCM_STATS_PROMETHEUS = 2 };
+
+PCM_API void pcm_stats_get(pcm_stats* out);
+/* Write the statistics to a file descriptor, or format them into a buffer
+ * (returns the length needed, like snprintf). Neither allocates. */
+PCM_API int pcm_stats_write(int fd, int format);
+PCM_API size_t pcm_stats_format(char* buffer, size_t size, int format);
+PCM_API void pcm_stats_print(void);   /* text to stderr */
 
 #ifdef __cplusplus
 }
