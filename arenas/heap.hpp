@@ -22,10 +22,12 @@ namespace pcm {
 enum class cache_mode : std::uint8_t { uninitialised, per_cpu, per_thread };
 
 namespace detail {
-extern cache_mode mode;
-extern std::ptrdiff_t rseq_offset;
-extern cache_set cpu_caches[rseq::max_cpus];
-extern __thread cache_set* thread_cache __attribute__((tls_model("initial-exec")));
+// Hidden: addressed PC-relative from the fast paths, never through the GOT.
+#define PCM_HIDDEN __attribute__((visibility("hidden")))
+extern cache_mode mode PCM_HIDDEN;
+extern std::ptrdiff_t rseq_offset PCM_HIDDEN;
+extern cache_set cpu_caches[rseq::max_cpus] PCM_HIDDEN;
+extern __thread cache_set* thread_cache PCM_HIDDEN __attribute__((tls_model("initial-exec")));
 
 [[gnu::noinline]] void* allocate_slow(std::size_t size) noexcept;
 [[gnu::noinline]] void deallocate_slow(void* p, page_entry e) noexcept;
