@@ -10,7 +10,7 @@ namespace pcm {
 namespace {
 
 base::pool<slab> slab_descriptors;
-arena* arena_table = nullptr;
+arena_core* arena_table = nullptr;
 unsigned arena_count = 0;
 std::atomic<unsigned> next_arena{0};
 __thread unsigned thread_arena __attribute__((tls_model("initial-exec"))) = 0;  // index + 1
@@ -36,7 +36,7 @@ unsigned take_from_slab(slab& s, void** out, unsigned count) {
   return n;
 }
 
-void release_slab_pages(arena& a, slab* s) {
+void release_slab_pages(arena_core& a, slab* s) {
   page_map::clear(reinterpret_cast<void*>(s->start), s->pages);
   {
     lock_guard guard(a.page_lock);
@@ -49,7 +49,7 @@ void release_slab_pages(arena& a, slab* s) {
 
 huge_stats huge_totals;
 
-slab* arena::new_slab(unsigned cls) noexcept {
+slab* arena_core::new_slab(unsigned cls) noexcept {
   const size_class_info& info = size_classes[cls];
   page_run run;
   {
@@ -77,7 +77,7 @@ slab* arena::new_slab(unsigned cls) noexcept {
   return s;
 }
 
-unsigned arena::refill(unsigned cls, void** out, unsigned count) noexcept {
+unsigned arena_core::refill(unsigned cls, void** out, unsigned count) noexcept {
   bin& b = bins[cls];
   lock_guard guard(b.lock);
   unsigned n = 0;
@@ -106,7 +106,7 @@ void free_to_slabs(void* const* objects, unsigned count) noexcept {
   unsigned i = 0;
   while (i < count) {
     slab* s = page_map::lookup(objects[i]).owner();
-    arena& a = *s->owner;
+    arena_core& a = *s->owner;
     bin& b = a.bins[s->size_class];
     lock_guard guard(b.lock);
     // Objects from the same bin usually come in runs: take them under one lock.
@@ -141,7 +141,7 @@ void free_to_slabs(void* const* objects, unsigned count) noexcept {
   }
 }
 
-void* arena::allocate_large(std::size_t size, std::size_t alignment, bool zero) noexcept {
+void* arena_core::allocate_large(std::size_t size, std::size_t alignment, bool zero) noexcept {
   std::uint32_t npages = pages_for(size);
   std::uint32_t align_pages = alignment > os::page_size ? std::uint32_t(alignment >> os::page_shift) : 1;
   page_run run;
@@ -172,7 +172,7 @@ void* arena::allocate_large(std::size_t size, std::size_t alignment, bool zero) 
   return run.address();
 }
 
-void arena::free_large(slab* s) noexcept {
+void arena_core::free_large(slab* s) noexcept {
   page_map::clear(reinterpret_cast<void*>(s->start), 1);
   {
     lock_guard guard(page_lock);
@@ -184,7 +184,7 @@ void arena::free_large(slab* s) noexcept {
   slab_descriptors.release(s);
 }
 
-bool arena::resize_large_in_place(slab* s, std::size_t new_size) noexcept {
+bool arena_core::resize_large_in_place(slab* s, std::size_t new_size) noexcept {
   std::uint32_t npages = pages_for(new_size);
   if (npages == s->pages) return true;
   lock_guard guard(page_lock);
@@ -202,7 +202,7 @@ bool arena::resize_large_in_place(slab* s, std::size_t new_size) noexcept {
   return true;
 }
 
-std::size_t arena::purge(std::uint64_t now_ms, std::uint64_t decay_ms) noexcept {
+std::size_t arena_core::purge(std::uint64_t now_ms, std::uint64_t decay_ms) noexcept {
   return pages.purge(now_ms, decay_ms);
 }
 
@@ -257,20 +257,20 @@ namespace arenas {
 
 void init(unsigned count) noexcept {
   arena_count = count;
-  void* memory = base::allocate(sizeof(arena) * count);
+  void* memory = base::allocate(sizeof(arena_core) * count);
   if (!memory) fatal("cannot map memory for %u arenas", count);
-  arena_table = static_cast<arena*>(memory);
+  arena_table = static_cast<arena_core*>(memory);
   for (unsigned i = 0; i < count; ++i) {
-    new (&arena_table[i]) arena();
+    new (&arena_table[i]) arena_core();
     arena_table[i].index = i;
     arena_table[i].pages.huge_pages = config.huge_pages;
   }
 }
 
 unsigned count() noexcept { return arena_count; }
-arena& get(unsigned index) noexcept { return arena_table[index]; }
+arena_core& get(unsigned index) noexcept { return arena_table[index]; }
 
-arena& for_this_thread() noexcept {
+arena_core& for_this_thread() noexcept {
   if (thread_arena == 0) [[unlikely]]
     thread_arena = next_arena.fetch_add(1, std::memory_order_relaxed) % arena_count + 1;
   return arena_table[thread_arena - 1];
@@ -283,7 +283,7 @@ void decay_tick(bool force) noexcept {
   std::uint64_t step = config.decay_ms / 4 + 1;
   if (!force && !next_decay_tick.compare_exchange_strong(due, now + step, std::memory_order_relaxed)) return;
   for (unsigned i = 0; i < arena_count; ++i) {
-    arena& a = arena_table[i];
+    arena_core& a = arena_table[i];
     if (force) a.page_lock.lock();
     else if (!a.page_lock.try_lock()) continue;
     a.purge(now, force ? 0 : config.decay_ms);

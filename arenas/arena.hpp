@@ -39,7 +39,7 @@ struct arena_stats {
   std::size_t large_active = 0;
 };
 
-struct arena {
+struct arena_core {
   unsigned index = 0;
   bin bins[first_class + small_class_count];
   alignas(64) mutex page_lock;
@@ -76,8 +76,8 @@ extern huge_stats huge_totals;
 namespace arenas {
 void init(unsigned count) noexcept;
 unsigned count() noexcept;
-arena& get(unsigned index) noexcept;
-arena& for_this_thread() noexcept;
+arena_core& get(unsigned index) noexcept;
+arena_core& for_this_thread() noexcept;
 // Purge dirty pages in every arena whose decay has elapsed. Cheap to call often:
 // at most one sweep per tick, and busy arenas are skipped rather than waited for.
 void decay_tick(bool force) noexcept;

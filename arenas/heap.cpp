@@ -61,7 +61,7 @@ cache_set* spare_sets = nullptr;
 
 // The layer below a cache: the calling thread's arena.
 struct arena_source {
-  arena& owner;
+  arena_core& owner;
   unsigned refill(unsigned cls, void** out, unsigned n) noexcept { return owner.refill(cls, out, n); }
   void drain(void* const* objects, unsigned n) noexcept { free_to_slabs(objects, n); }
 };
@@ -113,7 +113,7 @@ cache_set* own_thread_cache() noexcept {
 
 void* take_for_class(unsigned cls) noexcept {
   count(slow_counts[cls].misses, 1);
-  arena& owner = arenas::for_this_thread();
+  arena_core& owner = arenas::for_this_thread();
   arenas::decay_tick(false);
   if (mode == cache_mode::per_cpu) {
     char* area = rseq::area(detail::rseq_offset);

@@ -9,7 +9,7 @@
 
 namespace pcm {
 
-struct arena;
+struct arena_core;
 struct chunk;
 
 enum class slab_kind : std::uint8_t { small, large, huge };
@@ -28,7 +28,7 @@ struct slab {
   bool in_partial_list = false;
   slab* prev = nullptr;           // bin's partial list (small), free list of descriptors
   slab* next = nullptr;
-  arena* owner = nullptr;
+  arena_core* owner = nullptr;
   chunk* home = nullptr;          // the chunk whose pages this slab uses (small/large)
   std::uint32_t first_page = 0;   // index of the first page within its chunk
   std::uint32_t pages = 0;

@@ -21,7 +21,7 @@ void take(snapshot& out) noexcept {
   }, &out);
   std::uint64_t out_of_slabs[cache_bins] = {};
   for (unsigned i = 0; i < arenas::count(); ++i) {
-    arena& a = arenas::get(i);
+    arena_core& a = arenas::get(i);
     for (unsigned cls = first_class; cls < cache_bins; ++cls) {
       bin& b = a.bins[cls];
       lock_guard guard(b.lock);
