@@ -57,7 +57,8 @@ slab* arena_core::new_slab(unsigned cls) noexcept {
     if (!pages.allocate(info.slab_pages, 1, &run)) return nullptr;
   }
   slab* s = slab_descriptors.acquire();
-  if (!s || !page_map::set(run.address(), run.pages, page_entry::make(s, cls, 0), false)) {
+  const unsigned entry_class = is_explicit ? cls | page_entry::explicit_flag : cls;
+  if (!s || !page_map::set(run.address(), run.pages, page_entry::make(s, entry_class, 0), false)) {
     if (s) slab_descriptors.release(s);
     lock_guard guard(page_lock);
     pages.release(run, os::now_ms());
@@ -202,11 +203,34 @@ bool arena_core::resize_large_in_place(slab* s, std::size_t new_size) noexcept {
   return true;
 }
 
+void arena_core::reset() noexcept {
+  pages.for_each_chunk([](const chunk& c) {
+    for (std::uint32_t i = 0; i < c.usable_pages; ++i) {
+      if (!((c.used[i >> 6] >> (i & 63)) & 1)) continue;
+      void* page = reinterpret_cast<void*>(c.base + (std::uintptr_t(i) << os::page_shift));
+      page_entry e = page_map::lookup(page);
+      if (!e.bits) continue;   // inside a large run: only its first page is entered
+      // A slab's or run's first page has offset 0: release its descriptor once.
+      if (e.page_offset() == 0) slab_descriptors.release(e.owner());
+      page_map::clear(page, 1);
+    }
+  });
+  pages.free_everything();
+  while (slab* block = huge_blocks.front()) free_huge(block);
+  for (bin& b : bins) {
+    b.current = nullptr;
+    b.partial.reset();
+    b.spare = nullptr;
+    b.stats = bin_stats{};
+  }
+  stats = arena_stats{};
+}
+
 std::size_t arena_core::purge(std::uint64_t now_ms, std::uint64_t decay_ms) noexcept {
   return pages.purge(now_ms, decay_ms);
 }
 
-void* allocate_huge(std::size_t size, std::size_t alignment) noexcept {
+void* allocate_huge(std::size_t size, std::size_t alignment, arena_core* owner) noexcept {
   std::size_t bytes = (size + os::page_size - 1) & ~(os::page_size - 1);
   if (bytes < size) return nullptr;
   slab* s = slab_descriptors.acquire();
@@ -226,10 +250,19 @@ void* allocate_huge(std::size_t size, std::size_t alignment) noexcept {
   }
   huge_totals.allocations.fetch_add(1, std::memory_order_relaxed);
   huge_totals.active.fetch_add(bytes, std::memory_order_relaxed);
+  if (owner) {
+    s->owner = owner;
+    lock_guard guard(owner->page_lock);
+    owner->huge_blocks.push_front(s);
+  }
   return memory;
 }
 
 void free_huge(slab* s) noexcept {
+  if (s->owner) {
+    lock_guard guard(s->owner->page_lock);
+    s->owner->huge_blocks.remove(s);
+  }
   page_map::clear(reinterpret_cast<void*>(s->start), 1);
   os::unmap(reinterpret_cast<void*>(s->start), s->bytes);
   huge_totals.frees.fetch_add(1, std::memory_order_relaxed);

@@ -39,12 +39,17 @@ struct arena_stats {
   std::size_t large_active = 0;
 };
 
+struct cache_set;
+
 struct arena_core {
   unsigned index = 0;
+  bool is_explicit = false;        // created by the user (pcm::arena), not in the table
+  cache_set* cpu_sets = nullptr;   // explicit arenas: their own per-CPU caches (or none)
   bin bins[first_class + small_class_count];
   alignas(64) mutex page_lock;
   page_runs pages;
   arena_stats stats;
+  slab_list huge_blocks;           // explicit arenas: huge blocks to unmap on reset
 
   // Take up to `count` objects of class `cls` for a cache; returns how many.
   unsigned refill(unsigned cls, void** out, unsigned count) noexcept;
@@ -53,6 +58,9 @@ struct arena_core {
   void free_large(slab* run) noexcept;
   bool resize_large_in_place(slab* run, std::size_t new_size) noexcept;
   std::size_t purge(std::uint64_t now_ms, std::uint64_t decay_ms) noexcept;
+  // Forget every slab and run at once; their pages become free (dirty).
+  // REQUIRES: no other thread uses this arena meanwhile.
+  void reset() noexcept;
 
  private:
   slab* new_slab(unsigned cls) noexcept;
@@ -62,7 +70,8 @@ struct arena_core {
 void free_to_slabs(void* const* objects, unsigned count) noexcept;
 
 // Huge blocks: their own mapping each.
-void* allocate_huge(std::size_t size, std::size_t alignment) noexcept;
+// `owner`: an explicit arena that must free the block on reset (or nullptr).
+void* allocate_huge(std::size_t size, std::size_t alignment, arena_core* owner = nullptr) noexcept;
 void free_huge(slab* block) noexcept;
 void* reallocate_huge(slab* block, std::size_t new_size) noexcept;
 

@@ -117,15 +117,7 @@ void* take_for_class(unsigned cls) noexcept {
   arenas::decay_tick(false);
   if (mode == cache_mode::per_cpu) {
     char* area = rseq::area(detail::rseq_offset);
-    if (rseq::current_cpu(area) >= 0) {
-      void* batch[64];
-      unsigned n = owner.refill(cls, batch, batch_for(cpu_caches[0].bins[cls]));
-      unsigned pushed = 1;
-      while (pushed < n && rseq::push(area, &cpu_caches[0].bins[cls], batch[pushed])) ++pushed;
-      count(slow_counts[cls].batch_pushes, pushed - 1);
-      if (pushed < n) free_to_slabs(batch + pushed, n - pushed);   // another thread filled the bin meanwhile
-      return n ? batch[0] : nullptr;
-    }
+    if (rseq::current_cpu(area) >= 0) return detail::cpu_refill(cpu_caches, area, owner, cls);
   }
   arena_source source{owner};
   if (cache_set* set = own_thread_cache()) {
@@ -140,18 +132,7 @@ void give_back_small(unsigned cls, void* p) noexcept {
   arenas::decay_tick(false);
   if (mode == cache_mode::per_cpu) {
     char* area = rseq::area(detail::rseq_offset);
-    if (rseq::current_cpu(area) >= 0) {
-      void* batch[64];
-      unsigned n = 0, want = batch_for(cpu_caches[0].bins[cls]);
-      while (n < want && (batch[n] = rseq::pop(area, &cpu_caches[0].bins[cls]))) ++n;
-      count(slow_counts[cls].batch_pops, n);
-      free_to_slabs(batch, n);
-      if (!rseq::push(area, &cpu_caches[0].bins[cls], p)) {
-        count(slow_counts[cls].direct_frees, 1);
-        free_to_slabs(&p, 1);
-      }
-      return;
-    }
+    if (rseq::current_cpu(area) >= 0) return detail::cpu_give_back(cpu_caches, area, cls, p);
   }
   arena_source source{arenas::for_this_thread()};
   if (cache_set* set = own_thread_cache()) {
@@ -188,14 +169,6 @@ __attribute__((constructor)) void initialise_at_load() {
 
 std::size_t round_to_pages(std::size_t size) { return (size + os::page_size - 1) & ~(os::page_size - 1); }
 
-// Smallest small class >= size whose objects are all `alignment`-aligned
-// (slabs start on pages, so: class size a multiple of the alignment); 0 if none.
-unsigned aligned_small_class(std::size_t size, std::size_t alignment) {
-  for (unsigned cls = size_to_class(size); is_small_class(cls); ++cls)
-    if (size_classes[cls].size % alignment == 0) return cls;
-  return 0;
-}
-
 void* allocate_in_class(unsigned cls) noexcept {
   if (void* p = detail::cache_pop(cls)) return p;
   if (void* p = take_for_class(cls)) return p;
@@ -203,9 +176,35 @@ void* allocate_in_class(unsigned cls) noexcept {
   return nullptr;
 }
 
-// Validate a pointer for a slow-path operation; returns its descriptor.
+}  // namespace
+
+namespace detail {
+
+// Only the global caches keep statistics counters (explicit arenas have their own).
+void* cpu_refill(cache_set* sets, char* area, arena_core& source, unsigned cls) noexcept {
+  void* batch[64];
+  unsigned n = source.refill(cls, batch, batch_for(sets[0].bins[cls]));
+  unsigned pushed = 1;
+  while (pushed < n && rseq::push(area, &sets[0].bins[cls], batch[pushed])) ++pushed;
+  if (sets == cpu_caches) count(slow_counts[cls].batch_pushes, pushed - 1);
+  if (pushed < n) free_to_slabs(batch + pushed, n - pushed);   // another thread filled the bin meanwhile
+  return n ? batch[0] : nullptr;
+}
+
+void cpu_give_back(cache_set* sets, char* area, unsigned cls, void* p) noexcept {
+  void* batch[64];
+  unsigned n = 0, want = batch_for(sets[0].bins[cls]);
+  while (n < want && (batch[n] = rseq::pop(area, &sets[0].bins[cls]))) ++n;
+  if (sets == cpu_caches) count(slow_counts[cls].batch_pops, n);
+  free_to_slabs(batch, n);
+  if (!rseq::push(area, &sets[0].bins[cls], p)) {
+    if (sets == cpu_caches) count(slow_counts[cls].direct_frees, 1);
+    free_to_slabs(&p, 1);
+  }
+}
+
 slab* checked_block(const char* operation, const void* p, page_entry e) noexcept {
-  unsigned cls = e.size_class();
+  unsigned cls = e.size_class() & ~page_entry::explicit_flag;
   if (cls == 0) invalid_pointer(operation, p, "not allocated by pcmalloc (stack, global, foreign heap, or already freed large block)");
   if (is_small_class(cls)) {
     if (!detail::is_object_start(p, e, cls)) invalid_pointer(operation, p, "points inside a block, not at its start");
@@ -214,10 +213,6 @@ slab* checked_block(const char* operation, const void* p, page_entry e) noexcept
   }
   return e.owner();
 }
-
-}  // namespace
-
-namespace detail {
 
 void* allocate_slow(std::size_t size) noexcept {
   if (!initialised.load(std::memory_order_acquire)) [[unlikely]] {
@@ -237,6 +232,7 @@ void deallocate_slow(void* p, page_entry e) noexcept {
   if (!p) return;
   slab* s = checked_block("free", p, e);
   unsigned cls = e.size_class();
+  if (cls & page_entry::explicit_flag) return explicit_free_small(*s->owner, cls & ~page_entry::explicit_flag, p);
   if (is_small_class(cls)) return give_back_small(cls, p);
   if (cls == page_entry::huge_class) free_huge(s);
   else s->owner->free_large(s);
@@ -311,8 +307,8 @@ void* reallocate(void* p, std::size_t size) noexcept {
   if (!p) return allocate(size);
   if (size == 0) { deallocate(p); return nullptr; }   // as glibc: free, return NULL
   page_entry e = page_map::lookup(p);
-  slab* s = checked_block("realloc", p, e);
-  unsigned cls = e.size_class();
+  slab* s = detail::checked_block("realloc", p, e);
+  unsigned cls = e.size_class() & ~page_entry::explicit_flag;
   std::size_t old_usable;
   if (is_small_class(cls)) {
     old_usable = size_classes[cls].size;
@@ -338,13 +334,14 @@ void* reallocate(void* p, std::size_t size) noexcept {
 std::size_t usable_size(const void* p) noexcept {
   if (!p) return 0;
   page_entry e = page_map::lookup(p);
-  slab* s = checked_block("malloc_usable_size", p, e);
-  return is_small_class(e.size_class()) ? size_classes[e.size_class()].size : s->bytes;
+  slab* s = detail::checked_block("malloc_usable_size", p, e);
+  unsigned cls = e.size_class() & ~page_entry::explicit_flag;
+  return is_small_class(cls) ? size_classes[cls].size : s->bytes;
 }
 
 bool owns(const void* p) noexcept {
   page_entry e = page_map::lookup(p);
-  unsigned cls = e.size_class();
+  unsigned cls = e.size_class() & ~page_entry::explicit_flag;
   if (cls == 0) return false;
   if (is_small_class(cls)) return detail::is_object_start(p, e, cls);
   return reinterpret_cast<std::uintptr_t>(p) == e.owner()->start;

@@ -19,6 +19,9 @@
 
 namespace pcm {
 
+struct slab;
+struct arena_core;
+
 enum class cache_mode : std::uint8_t { uninitialised, per_cpu, per_thread };
 
 namespace detail {
@@ -30,6 +33,14 @@ extern cache_set cpu_caches[rseq::max_cpus] PCM_HIDDEN;
 extern __thread cache_set* thread_cache PCM_HIDDEN __attribute__((tls_model("initial-exec")));
 
 [[gnu::noinline]] void* allocate_slow(std::size_t size) noexcept;
+slab* checked_block(const char* operation, const void* p, page_entry e) noexcept;
+// Per-CPU slow paths over any array of cache sets (the global ones or an
+// explicit arena's): refill this CPU's bin from `source` and return one
+// object; or make room in this CPU's bin and push p.
+void* cpu_refill(cache_set* sets, char* area, arena_core& source, unsigned cls) noexcept;
+void cpu_give_back(cache_set* sets, char* area, unsigned cls, void* p) noexcept;
+// explicit_arena.cpp: a small object of an explicit arena freed through free().
+void explicit_free_small(arena_core& owner, unsigned cls, void* p) noexcept;
 [[gnu::noinline]] void deallocate_slow(void* p, page_entry e) noexcept;
 
 [[gnu::always_inline]] inline void* cache_pop(unsigned cls) noexcept {

@@ -18,14 +18,18 @@ struct slab;
 
 // An entry packs the page's descriptor and what the free fast path needs:
 //   bits  0..47  slab* (descriptor of the slab, large run or huge block)
-//   bits 48..55  size class (0: not ours; small classes; large; huge_class)
+//   bits 48..55  size class (0: not ours; small classes; large; huge_class),
+//                with explicit_flag set on small slabs of explicit arenas (so
+//                the fast free path, which accepts only plain small classes,
+//                leaves them to the slow path and their own arena)
 //   bits 56..63  pages from the slab's first page (small slabs only)
 // Only a run's first page is entered for large and huge blocks, so an interior
 // pointer into them reads as "not ours".
 struct page_entry {
   std::uint64_t bits;
 
-  static constexpr unsigned huge_class = 255;
+  static constexpr unsigned huge_class = 0x7f;
+  static constexpr unsigned explicit_flag = 0x80;
   static page_entry make(slab* s, unsigned cls, unsigned page_offset) noexcept {
     return {reinterpret_cast<std::uint64_t>(s) | (std::uint64_t(cls) << 48) |
             (std::uint64_t(page_offset) << 56)};

@@ -37,12 +37,15 @@ std::uint32_t next_with(const std::uint64_t* map, std::uint32_t from, bool value
 
 }  // namespace
 
+// Alignment is of the address, not the index: a caller's region need not be
+// aligned beyond a page.
 bool page_runs::find(const chunk& c, std::uint32_t pages, std::uint32_t align, std::uint32_t* first) noexcept {
+  const std::uint32_t skew = std::uint32_t(c.base >> os::page_shift) & (align - 1);
   std::uint32_t i = 0;
   while (true) {
     i = next_with(c.used, i, false);
-    i = (i + align - 1) & ~(align - 1);
-    if (i + pages > chunk_pages) return false;
+    i = ((i + skew + align - 1) & ~(align - 1)) - skew;
+    if (i + pages > c.usable_pages) return false;
     std::uint32_t blocker = next_with(c.used, i, true);
     if (blocker >= i + pages) { *first = i; return true; }
     i = blocker + 1;
@@ -94,6 +97,7 @@ bool page_runs::allocate(std::uint32_t pages, std::uint32_t align_pages, page_ru
   for (chunk* c = chunks_; c && !found; c = c->next)
     if (c->free_pages >= pages && find(*c, pages, align_pages, &first)) found = c;
   if (!found) {
+    if (!can_grow) return false;
     found = add_chunk();
     if (!found) return false;
     first = 0;
@@ -130,6 +134,7 @@ std::size_t page_runs::purge(std::uint64_t now_ms, std::uint64_t decay_ms) noexc
   bool kept_empty = false;
   for (chunk** link = &chunks_; *link;) {
     chunk& c = **link;
+    if (c.caller_memory) { link = &c.next; continue; }
     if (c.dirty_pages && (decay_ms == 0 || now_ms - c.dirty_since_ms >= decay_ms)) {
       for (std::uint32_t i = next_with(c.dirty, 0, true); i < chunk_pages; i = next_with(c.dirty, i, true)) {
         std::uint32_t end = next_with(c.dirty, i, false);
@@ -157,6 +162,58 @@ std::size_t page_runs::purge(std::uint64_t now_ms, std::uint64_t decay_ms) noexc
   }
   stats_.purged_total += purged;
   return purged;
+}
+
+}  // namespace pcm
+
+namespace pcm {
+
+bool page_runs::add_region(void* memory, std::size_t bytes) noexcept {
+  auto start = (reinterpret_cast<std::uintptr_t>(memory) + os::page_size - 1) & ~(os::page_size - 1);
+  auto end = (reinterpret_cast<std::uintptr_t>(memory) + bytes) & ~(os::page_size - 1);
+  for (std::uintptr_t base = start; base < end; base += chunk_bytes) {
+    chunk* c = chunk_pool_.acquire();
+    if (!c) return false;
+    c->base = base;
+    c->caller_memory = true;
+    c->usable_pages = std::uint32_t((end - base < chunk_bytes ? end - base : chunk_bytes) >> os::page_shift);
+    c->free_pages = c->usable_pages;
+    // Pages past the region's end are never free.
+    assign_bits(c->used, c->usable_pages, chunk_pages - c->usable_pages, true);
+    c->next = chunks_;
+    chunks_ = c;
+    stats_.mapped += std::size_t(c->usable_pages) << os::page_shift;
+  }
+  return true;
+}
+
+void page_runs::free_everything() noexcept {
+  std::size_t dirty_total = 0;
+  for (chunk* c = chunks_; c; c = c->next) {
+    std::uint64_t was_used[chunk_pages / 64];
+    for (unsigned w = 0; w < chunk_pages / 64; ++w) { was_used[w] = c->used[w]; c->used[w] = 0; }
+    assign_bits(c->used, c->usable_pages, chunk_pages - c->usable_pages, true);   // the region's tail
+    std::uint32_t dirty = 0;
+    for (unsigned w = 0; w < chunk_pages / 64; ++w) {
+      c->dirty[w] = (c->dirty[w] | was_used[w]) & ~c->used[w];   // what was in use is dirty now
+      dirty += unsigned(std::popcount(c->dirty[w]));
+    }
+    if (dirty && !c->dirty_pages) c->dirty_since_ms = os::now_ms();
+    c->dirty_pages = dirty;
+    c->free_pages = c->usable_pages;
+    dirty_total += std::size_t(dirty) << os::page_shift;
+  }
+  stats_.dirty = dirty_total;
+  stats_.active = 0;
+}
+
+void page_runs::release_all() noexcept {
+  while (chunk* c = chunks_) {
+    chunks_ = c->next;
+    if (!c->caller_memory) os::unmap(reinterpret_cast<void*>(c->base), chunk_bytes);
+    chunk_pool_.release(c);
+  }
+  stats_ = page_run_stats{};
 }
 
 }  // namespace pcm

@@ -23,6 +23,8 @@ struct chunk {
   std::uint32_t free_pages = chunk_pages;
   std::uint32_t dirty_pages = 0;
   std::uint64_t dirty_since_ms = 0;             // when the oldest dirty page was freed
+  std::uint32_t usable_pages = chunk_pages;     // fewer for the last piece of a caller's region
+  bool caller_memory = false;                   // never purged nor unmapped
   chunk* next = nullptr;
 };
 
@@ -54,6 +56,18 @@ class page_runs {
   std::size_t purge(std::uint64_t now_ms, std::uint64_t decay_ms) noexcept;
   const page_run_stats& stats() const noexcept { return stats_; }
   bool huge_pages = false;
+
+  // Memory supplied by the caller instead of the OS: carved into chunks of at
+  // most 4 MiB; never purged, never unmapped. With can_grow false, allocation
+  // fails rather than mapping more. Returns false if descriptors ran out.
+  bool add_region(void* memory, std::size_t bytes) noexcept;
+  bool can_grow = true;
+  // Every run free again at once (explicit arena reset); visit() sees each chunk first.
+  template <class Visit>
+  void for_each_chunk(Visit visit) const noexcept { for (chunk* c = chunks_; c; c = c->next) visit(*c); }
+  void free_everything() noexcept;
+  // Give all memory back: unmap owned chunks, drop every descriptor.
+  void release_all() noexcept;
 
  private:
   chunk* add_chunk() noexcept;

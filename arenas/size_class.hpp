@@ -104,6 +104,16 @@ constexpr std::size_t class_to_size(unsigned cls) { return size_classes[cls].siz
 constexpr bool is_small_class(unsigned cls) { return cls - first_class < small_class_count; }
 inline constexpr unsigned large_first_class = first_class + small_class_count;
 
+// Smallest small class >= size whose objects are all `alignment`-aligned
+// (slabs start on pages, so: a class size that is a multiple of the alignment);
+// 0 if none. For alignments up to a page and sizes up to small_max there is
+// always one (the power-of-two classes).
+constexpr unsigned aligned_small_class(std::size_t size, std::size_t alignment) {
+  for (unsigned cls = size_to_class(size); is_small_class(cls); ++cls)
+    if (size_classes[cls].size % alignment == 0) return cls;
+  return 0;
+}
+
 // Invariants the rest of the allocator relies on.
 static_assert(class_to_size(first_class) == 16);
 static_assert(class_to_size(first_class + small_class_count - 1) == small_max);
