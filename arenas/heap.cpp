@@ -274,6 +274,14 @@ const char* cache_mode_name() noexcept {
   return current_cache_mode() == cache_mode::per_cpu ? "per-cpu (rseq)" : "per-thread";
 }
 
+unsigned current_cpu() noexcept {
+  if (mode == cache_mode::per_cpu) {
+    int cpu = rseq::current_cpu(rseq::area(detail::rseq_offset));
+    if (cpu >= 0) return unsigned(cpu);
+  }
+  return os::current_cpu();
+}
+
 void* allocate_zeroed(std::size_t count, std::size_t size) noexcept {
   std::size_t total;
   if (__builtin_mul_overflow(count, size, &total)) { errno = ENOMEM; return nullptr; }

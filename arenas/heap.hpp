@@ -95,6 +95,7 @@ void deallocate_sized(void* p, std::size_t size) noexcept;
 cache_mode current_cache_mode() noexcept;
 const char* cache_mode_name() noexcept;
 void ensure_initialised() noexcept;
+unsigned current_cpu() noexcept;      // from the rseq area when registered, else getcpu()
 void flush_thread_cache() noexcept;   // give this thread's (or CPU's) cached objects back
 void purge_all() noexcept;            // flush caches and return every dirty page now
 

@@ -28,6 +28,7 @@ void hint_huge_pages(void* p, std::size_t size, bool want) noexcept;
 
 std::size_t kernel_page_size() noexcept;
 unsigned cpu_count() noexcept;            // CPUs configured (ids are below this)
+unsigned current_cpu() noexcept;          // getcpu(); 0 when unknown
 std::uint64_t now_ms() noexcept;          // coarse monotonic clock
 std::uint64_t resident_bytes() noexcept;  // this process's RSS from /proc/self/statm
 

@@ -1,6 +1,7 @@
 // Linux implementation of the platform layer (x86-64 and other 64-bit targets).
 #include "platform.hpp"
 
+#include <atomic>
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
@@ -72,9 +73,19 @@ void hint_huge_pages(void* p, std::size_t size, bool want) noexcept {
 
 std::size_t kernel_page_size() noexcept { return static_cast<std::size_t>(sysconf(_SC_PAGESIZE)); }
 
+unsigned read_cpu_count() noexcept;
+
 // Parsed from sysfs with raw reads: glibc's get_nprocs_conf() opens a directory
 // stream, which calls malloc, which may be us, still initialising.
 unsigned cpu_count() noexcept {
+  static std::atomic<unsigned> cached{0};
+  if (unsigned n = cached.load(std::memory_order_relaxed)) return n;
+  unsigned n = read_cpu_count();
+  cached.store(n, std::memory_order_relaxed);
+  return n;
+}
+
+unsigned read_cpu_count() noexcept {
   int fd = open("/sys/devices/system/cpu/possible", O_RDONLY | O_CLOEXEC);
   if (fd >= 0) {
     char buffer[256];
@@ -94,6 +105,11 @@ unsigned cpu_count() noexcept {
   cpu_set_t set;
   if (sched_getaffinity(0, sizeof set, &set) == 0) return unsigned(CPU_COUNT(&set));
   return 1;
+}
+
+unsigned current_cpu() noexcept {
+  int cpu = sched_getcpu();
+  return cpu < 0 ? 0u : unsigned(cpu);
 }
 
 std::uint64_t now_ms() noexcept {

@@ -41,6 +41,8 @@ PCM_API const char* pcm_cache_mode(void);        /* "per-cpu (rseq)" or "per-thr
 PCM_API void pcm_thread_flush(void);             /* give back this thread's / CPU's cached objects */
 PCM_API void pcm_purge(void);                    /* flush, then return all free pages to the OS now */
 PCM_API unsigned pcm_arena_count(void);
+PCM_API unsigned pcm_cpu_count(void);            /* CPU ids are below this */
+PCM_API unsigned pcm_current_cpu(void);          /* this thread's CPU now (rseq when available) */
 
 /* Statistics. Counters are read without stopping other threads: exact when the
  * process is quiet, within a few operations otherwise. */

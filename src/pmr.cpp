@@ -1,0 +1,211 @@
+// std::pmr resources on the core: arena_resource (global heap or pcm::arena),
+// local_resource (single-threaded free lists over blocks), scoped_resource
+// (bump allocation, released at once, blocks recycled).
+#include "pcmalloc/pmr.hpp"
+
+#include <new>
+
+#include "explicit_arena.hpp"
+#include "heap.hpp"
+#include "size_class.hpp"
+
+namespace pcm::pmr {
+namespace {
+
+std::size_t align_up(std::size_t n, std::size_t alignment) { return (n + alignment - 1) & ~(alignment - 1); }
+char* align_up(char* p, std::size_t alignment) {
+  return reinterpret_cast<char*>(align_up(reinterpret_cast<std::uintptr_t>(p), alignment));
+}
+
+}  // namespace
+
+// ---- arena_resource ---------------------------------------------------------
+
+void* arena_resource::do_allocate(std::size_t bytes, std::size_t alignment) {
+  void* p;
+  if (arena_) p = arena_->allocate(bytes, alignment);
+  else p = alignment <= 16 ? pcm::allocate(bytes) : pcm::allocate_aligned(alignment, bytes);
+  if (!p) [[unlikely]] throw std::bad_alloc();
+  return p;
+}
+
+void arena_resource::do_deallocate(void* p, std::size_t bytes, std::size_t) {
+  if (arena_) arena_->deallocate(p);
+  else pcm::deallocate_sized(p, bytes);
+}
+
+bool arena_resource::do_is_equal(const std::pmr::memory_resource& other) const noexcept {
+  auto* o = dynamic_cast<const arena_resource*>(&other);
+  return o && o->arena_ == arena_;
+}
+
+std::pmr::memory_resource* global_resource() noexcept {
+  static arena_resource global;
+  return &global;
+}
+
+std::pmr::memory_resource* make_default() noexcept { return std::pmr::set_default_resource(global_resource()); }
+
+// ---- local_resource ---------------------------------------------------------
+static_assert(class_to_size(first_class + 19) == local_resource::largest_local, "class_count covers 1 KiB");
+
+void* local_resource::carve(std::size_t size, std::size_t alignment) {
+  char* p = align_up(cursor_, alignment);
+  if (!cursor_ || p + size > limit_) [[unlikely]] {
+    // Blocks are cache-line aligned; a 16-byte header links them.
+    std::size_t bytes = next_block_;
+    auto* b = static_cast<block*>(upstream_->allocate(bytes, cache_line));
+    if (next_block_ < largest_block) next_block_ *= 2;
+    b->next = blocks_;
+    b->bytes = bytes;
+    blocks_ = b;
+    stats_.bytes_held += bytes;
+    cursor_ = reinterpret_cast<char*>(b + 1);
+    limit_ = reinterpret_cast<char*>(b) + bytes;
+    p = align_up(cursor_, alignment);
+  }
+  cursor_ = p + size;
+  return p;
+}
+
+void* local_resource::do_allocate(std::size_t bytes, std::size_t alignment) {
+  if (bytes <= largest_local && alignment <= cache_line) [[likely]] {
+    unsigned cls = alignment <= 16 ? size_to_class(bytes) : aligned_small_class(bytes, alignment);
+    stats_.allocations++;
+    stats_.bytes_live += class_to_size(cls);
+    if (free_node* n = free_[cls]) {
+      free_[cls] = n->next;
+      stats_.reused++;
+      return n;
+    }
+    // Objects are carved at their class size; alignment is the request's (or
+    // the largest power of two dividing the class, up to a cache line), so an
+    // aligned request is honoured and freed objects fit every later request of
+    // the same class.
+    std::size_t size = class_to_size(cls);
+    std::size_t natural = size & (~size + 1);
+    return carve(size, natural > cache_line ? cache_line : (natural < alignment ? alignment : natural));
+  }
+  std::size_t header = align_up(sizeof(large), alignment < 16 ? 16 : alignment);
+  auto* l = static_cast<large*>(upstream_->allocate(header + bytes, alignment < 16 ? 16 : alignment));
+  l->bytes = header + bytes;
+  l->alignment = alignment < 16 ? 16 : alignment;
+  l->prev = nullptr;
+  l->next = large_;
+  if (large_) large_->prev = l;
+  large_ = l;
+  stats_.upstream_allocations++;
+  stats_.bytes_live += bytes;
+  stats_.bytes_held += l->bytes;
+  return reinterpret_cast<char*>(l) + header;
+}
+
+void local_resource::do_deallocate(void* p, std::size_t bytes, std::size_t alignment) {
+  if (bytes <= largest_local && alignment <= cache_line) [[likely]] {
+    unsigned cls = alignment <= 16 ? size_to_class(bytes) : aligned_small_class(bytes, alignment);
+    auto* n = static_cast<free_node*>(p);
+    n->next = free_[cls];
+    free_[cls] = n;
+    stats_.bytes_live -= class_to_size(cls);
+    return;
+  }
+  std::size_t header = align_up(sizeof(large), alignment < 16 ? 16 : alignment);
+  auto* l = reinterpret_cast<large*>(static_cast<char*>(p) - header);
+  if (l->prev) l->prev->next = l->next; else large_ = l->next;
+  if (l->next) l->next->prev = l->prev;
+  stats_.bytes_live -= bytes;
+  stats_.bytes_held -= l->bytes;
+  upstream_->deallocate(l, l->bytes, l->alignment);
+}
+
+void local_resource::recycle() noexcept {
+  for (auto& head : free_) head = nullptr;
+  while (large* l = large_) {
+    large_ = l->next;
+    stats_.bytes_held -= l->bytes;
+    upstream_->deallocate(l, l->bytes, l->alignment);
+  }
+  // Keep the newest block to carve from; return the others.
+  if (blocks_) {
+    while (block* older = blocks_->next) {
+      blocks_->next = older->next;
+      stats_.bytes_held -= older->bytes;
+      upstream_->deallocate(older, older->bytes, cache_line);
+    }
+    cursor_ = reinterpret_cast<char*>(blocks_ + 1);
+    limit_ = reinterpret_cast<char*>(blocks_) + blocks_->bytes;
+  }
+  stats_.bytes_live = 0;
+}
+
+void local_resource::release() noexcept {
+  recycle();
+  if (blocks_) {
+    stats_.bytes_held -= blocks_->bytes;
+    upstream_->deallocate(blocks_, blocks_->bytes, cache_line);
+    blocks_ = nullptr;
+  }
+  cursor_ = limit_ = nullptr;
+}
+
+// ---- scoped_resource --------------------------------------------------------
+
+void* scoped_resource::grow(std::size_t bytes, std::size_t alignment) {
+  std::size_t needed = align_up(sizeof(block), alignment) + bytes;
+  block* b = nullptr;
+  // A kept block that is big enough, else a new one (growing geometrically).
+  for (block** link = &spare_; *link; link = &(*link)->next) {
+    if ((*link)->bytes >= needed) { b = *link; *link = b->next; break; }
+  }
+  if (!b) {
+    std::size_t size = next_block_ > needed ? next_block_ : align_up(needed, 4096);
+    b = static_cast<block*>(upstream_->allocate(size, cache_line));
+    b->bytes = size;
+    held_ += size;
+    if (next_block_ < (std::size_t(1) << 20)) next_block_ *= 2;
+  }
+  b->next = used_;
+  used_ = b;
+  cursor_ = reinterpret_cast<char*>(b) + sizeof(block);
+  limit_ = reinterpret_cast<char*>(b) + b->bytes;
+  char* p = align_up(cursor_, alignment);
+  cursor_ = p + bytes;
+  return p;
+}
+
+void* scoped_resource::do_allocate(std::size_t bytes, std::size_t alignment) {
+  char* p = align_up(cursor_, alignment);
+  if (cursor_ && p + bytes <= limit_) [[likely]] {
+    cursor_ = p + bytes;
+    return p;
+  }
+  return grow(bytes, alignment);
+}
+
+void scoped_resource::release() noexcept {
+  std::size_t kept = 0;
+  for (block* b = spare_; b; b = b->next) kept += b->bytes;
+  while (block* b = used_) {
+    used_ = b->next;
+    if (kept + b->bytes <= retain_bytes) {
+      b->next = spare_;
+      spare_ = b;
+      kept += b->bytes;
+    } else {
+      held_ -= b->bytes;
+      upstream_->deallocate(b, b->bytes, cache_line);
+    }
+  }
+  cursor_ = limit_ = nullptr;
+}
+
+scoped_resource::~scoped_resource() {
+  retain_bytes = 0;
+  release();
+  while (block* b = spare_) {
+    spare_ = b->next;
+    upstream_->deallocate(b, b->bytes, cache_line);
+  }
+}
+
+}  // namespace pcm::pmr
