@@ -26,6 +26,10 @@ bool protect_none(void* p, std::size_t size) noexcept;
 bool protect_read_write(void* p, std::size_t size) noexcept;
 void hint_huge_pages(void* p, std::size_t size, bool want) noexcept;
 
+// Map a whole file read-only (symbol tables for debug reports); nullptr on failure.
+const void* map_file(const char* path, std::size_t* size) noexcept;
+void unmap_file(const void* p, std::size_t size) noexcept;
+
 std::size_t kernel_page_size() noexcept;
 unsigned cpu_count() noexcept;            // CPUs configured (ids are below this)
 unsigned current_cpu() noexcept;          // getcpu(); 0 when unknown

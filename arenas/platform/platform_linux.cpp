@@ -9,6 +9,7 @@
 #include <linux/futex.h>
 #include <sched.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
@@ -70,6 +71,21 @@ bool protect_read_write(void* p, std::size_t size) noexcept {
 void hint_huge_pages(void* p, std::size_t size, bool want) noexcept {
   madvise(p, size, want ? MADV_HUGEPAGE : MADV_NOHUGEPAGE);
 }
+
+const void* map_file(const char* path, std::size_t* size) noexcept {
+  int fd = open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return nullptr;
+  struct stat info;
+  void* p = MAP_FAILED;
+  if (fstat(fd, &info) == 0 && info.st_size > 0) {
+    *size = std::size_t(info.st_size);
+    p = mmap(nullptr, *size, PROT_READ, MAP_PRIVATE, fd, 0);
+  }
+  close(fd);
+  return p == MAP_FAILED ? nullptr : p;
+}
+
+void unmap_file(const void* p, std::size_t size) noexcept { munmap(const_cast<void*>(p), size); }
 
 std::size_t kernel_page_size() noexcept { return static_cast<std::size_t>(sysconf(_SC_PAGESIZE)); }
 
