@@ -30,6 +30,11 @@ void hint_huge_pages(void* p, std::size_t size, bool want) noexcept;
 const void* map_file(const char* path, std::size_t* size) noexcept;
 void unmap_file(const void* p, std::size_t size) noexcept;
 
+// Run a program and capture its standard output (at most size - 1 bytes, NUL
+// terminated), without touching the heap and without fork handlers: usable
+// from a crash report. envp: the child's environment. Returns bytes read, or -1.
+long run_capture(const char* const argv[], const char* const envp[], char* out, std::size_t size) noexcept;
+
 std::size_t kernel_page_size() noexcept;
 unsigned cpu_count() noexcept;            // CPUs configured (ids are below this)
 unsigned current_cpu() noexcept;          // getcpu(); 0 when unknown

@@ -9,7 +9,9 @@
 #include <linux/futex.h>
 #include <sched.h>
 #include <sys/mman.h>
+#include <csignal>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
@@ -86,6 +88,35 @@ const void* map_file(const char* path, std::size_t* size) noexcept {
 }
 
 void unmap_file(const void* p, std::size_t size) noexcept { munmap(const_cast<void*>(p), size); }
+
+long run_capture(const char* const argv[], const char* const envp[], char* out, std::size_t size) noexcept {
+  int fds[2];
+  if (size == 0 || pipe2(fds, O_CLOEXEC) != 0) return -1;
+  // A raw fork: no atfork handlers (ours would take allocator locks that the
+  // reporting thread may hold).
+  long pid = syscall(SYS_clone, SIGCHLD, 0, 0, 0, 0);
+  if (pid < 0) { close(fds[0]); close(fds[1]); return -1; }
+  if (pid == 0) {
+    dup2(fds[1], STDOUT_FILENO);
+    int null = open("/dev/null", O_WRONLY);
+    if (null >= 0) dup2(null, STDERR_FILENO);
+    execve(argv[0], const_cast<char* const*>(argv), const_cast<char* const*>(envp));
+    _exit(127);
+  }
+  close(fds[1]);
+  std::size_t used = 0;
+  while (used + 1 < size) {
+    ssize_t n = read(fds[0], out + used, size - 1 - used);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) break;
+    used += std::size_t(n);
+  }
+  out[used] = 0;
+  close(fds[0]);
+  int status = 0;
+  while (waitpid(pid_t(pid), &status, 0) < 0 && errno == EINTR) {}
+  return long(used);
+}
 
 std::size_t kernel_page_size() noexcept { return static_cast<std::size_t>(sysconf(_SC_PAGESIZE)); }
 
