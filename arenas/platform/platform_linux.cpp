@@ -112,6 +112,8 @@ long run_capture(const char* const argv[], const char* const envp[], char* out, 
     used += std::size_t(n);
   }
   out[used] = 0;
+  char discard[512];   // drain the rest so the child never blocks on a full pipe
+  while (read(fds[0], discard, sizeof discard) > 0 || errno == EINTR) {}
   close(fds[0]);
   int status = 0;
   while (waitpid(pid_t(pid), &status, 0) < 0 && errno == EINTR) {}
