@@ -113,7 +113,11 @@ long run_capture(const char* const argv[], const char* const envp[], char* out, 
   }
   out[used] = 0;
   char discard[512];   // drain the rest so the child never blocks on a full pipe
-  while (read(fds[0], discard, sizeof discard) > 0 || errno == EINTR) {}
+  for (;;) {
+    ssize_t n = read(fds[0], discard, sizeof discard);
+    if (n > 0 || (n < 0 && errno == EINTR)) continue;
+    break;
+  }
   close(fds[0]);
   int status = 0;
   while (waitpid(pid_t(pid), &status, 0) < 0 && errno == EINTR) {}
