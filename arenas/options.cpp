@@ -1,5 +1,6 @@
 #include "options.hpp"
 
+#include <cstddef>
 #include <cstdlib>
 #include <cstring>
 
@@ -28,22 +29,60 @@ bool parse_number(const char* v, std::size_t n, std::uint64_t* out) {
   return true;
 }
 
-bool key_is(const char* key, std::size_t n, const char* name) {
-  return std::strlen(name) == n && !std::memcmp(key, name, n);
-}
+// The keys, as data: name, kind, where the value goes, the largest value.
+enum class kind { boolean, number32, number64, text };
+struct key_spec {
+  const char* name;
+  kind type;
+  std::size_t offset;
+  std::uint64_t max;
+};
+#define PCM_KEY(name, type, max) key_spec{#name, kind::type, offsetof(options, name), max}
+constexpr key_spec keys[] = {
+    PCM_KEY(arenas, number32, 4096),
+    PCM_KEY(percpu, boolean, 1),
+    PCM_KEY(cache_class_bytes, number32, 1u << 30),
+    PCM_KEY(cache_max_objects, number32, 4096),
+    PCM_KEY(decay_ms, number64, ~0ull),
+    PCM_KEY(huge_pages, boolean, 1),
+    PCM_KEY(stats_print, boolean, 1),
+    PCM_KEY(stats_json, boolean, 1),
+    PCM_KEY(guard, boolean, 1),
+    PCM_KEY(quarantine_bytes, number64, ~0ull),
+    PCM_KEY(abort_on_error, boolean, 1),
+    PCM_KEY(error_exit_code, number32, 255),
+    PCM_KEY(leaks, boolean, 1),
+    PCM_KEY(report_json, boolean, 1),
+    PCM_KEY(stack_depth, number32, 64),
+    PCM_KEY(report_file, text, sizeof(options::report_file) - 1),
+};
+#undef PCM_KEY
+static_assert(sizeof(unsigned) == sizeof(std::uint32_t));
 
-// One key: returns false when the key is unknown or the value bad.
+// One key: false when the key is unknown (*unknown set) or the value bad.
 bool apply(const char* key, std::size_t kn, const char* v, std::size_t vn, options& o, bool* unknown) {
-  std::uint64_t number = 0;
   *unknown = false;
-  if (key_is(key, kn, "arenas")) { if (!parse_number(v, vn, &number) || number > 4096) return false; o.arenas = unsigned(number); return true; }
-  if (key_is(key, kn, "percpu")) return parse_bool(v, vn, &o.percpu);
-  if (key_is(key, kn, "cache_class_bytes")) { if (!parse_number(v, vn, &number) || number > (1u << 30)) return false; o.cache_class_bytes = std::uint32_t(number); return true; }
-  if (key_is(key, kn, "cache_max_objects")) { if (!parse_number(v, vn, &number) || number > 4096) return false; o.cache_max_objects = std::uint32_t(number); return true; }
-  if (key_is(key, kn, "decay_ms")) { if (!parse_number(v, vn, &number)) return false; o.decay_ms = number; return true; }
-  if (key_is(key, kn, "huge_pages")) return parse_bool(v, vn, &o.huge_pages);
-  if (key_is(key, kn, "stats_print")) return parse_bool(v, vn, &o.stats_print);
-  if (key_is(key, kn, "stats_json")) return parse_bool(v, vn, &o.stats_json);
+  for (const key_spec& k : keys) {
+    if (std::strlen(k.name) != kn || std::memcmp(k.name, key, kn) != 0) continue;
+    char* field = reinterpret_cast<char*>(&o) + k.offset;
+    std::uint64_t number = 0;
+    switch (k.type) {
+      case kind::boolean: return parse_bool(v, vn, reinterpret_cast<bool*>(field));
+      case kind::number32:
+        if (!parse_number(v, vn, &number) || number > k.max) return false;
+        *reinterpret_cast<std::uint32_t*>(field) = std::uint32_t(number);
+        return true;
+      case kind::number64:
+        if (!parse_number(v, vn, &number) || number > k.max) return false;
+        *reinterpret_cast<std::uint64_t*>(field) = number;
+        return true;
+      case kind::text:
+        if (vn == 0 || vn > k.max) return false;
+        std::memcpy(field, v, vn);
+        field[vn] = 0;
+        return true;
+    }
+  }
   *unknown = true;
   return false;
 }

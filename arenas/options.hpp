@@ -17,6 +17,16 @@ struct options {
   bool huge_pages = false;                // MADV_HUGEPAGE on arena chunks
   bool stats_print = false;               // print statistics at exit
   bool stats_json = false;                // ... as JSON
+
+  // Debug library only (libpcmalloc-debug.so); ignored by the release library.
+  bool guard = false;                     // every block on its own pages between guard pages
+  std::uint64_t quarantine_bytes = 64ull << 20;   // freed blocks held back, poisoned
+  bool abort_on_error = false;            // stop at the first report
+  std::uint32_t error_exit_code = 23;     // exit status when errors were reported
+  bool leaks = true;                      // report blocks still live at exit
+  bool report_json = false;               // reports as JSON lines instead of text
+  std::uint32_t stack_depth = 16;         // frames kept per allocation and free
+  char report_file[256] = {};             // reports go here (appended) instead of stderr
 };
 
 extern options config;
