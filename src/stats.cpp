@@ -9,59 +9,17 @@
 #include "options.hpp"
 #include "pcmalloc/pcmalloc.h"
 #include "stats.hpp"
+#include "text_writer.hpp"
 
 namespace {
 
-// Accumulates formatted text; flushes to an fd or copies into a buffer.
-class writer {
- public:
-  writer(int fd, char* out, std::size_t out_size) : fd_(fd), out_(out), out_size_(out_size) {}
-  ~writer() { flush(); }
-  __attribute__((format(printf, 2, 3))) void put(const char* format, ...) {
-    va_list args;
-    va_start(args, format);
-    char line[512];
-    int n = std::vsnprintf(line, sizeof line, format, args);
-    va_end(args);
-    if (n < 0) return;
-    std::size_t length = std::size_t(n) < sizeof line ? std::size_t(n) : sizeof line - 1;
-    if (used_ + length > sizeof buffer_) flush();
-    std::memcpy(buffer_ + used_, line, length);
-    used_ += length;
-  }
-  std::size_t total() const { return total_ + used_; }
-  bool failed() const { return failed_; }
-  void flush() {
-    if (fd_ >= 0) {
-      for (std::size_t done = 0; done < used_;) {
-        ssize_t n = ::write(fd_, buffer_ + done, used_ - done);
-        if (n <= 0) { failed_ = true; break; }
-        done += std::size_t(n);
-      }
-    } else if (out_ && out_size_) {
-      std::size_t room = total_ < out_size_ - 1 ? out_size_ - 1 - total_ : 0;
-      std::size_t copy = used_ < room ? used_ : room;
-      std::memcpy(out_ + total_, buffer_, copy);
-      out_[total_ + copy] = 0;
-    }
-    total_ += used_;
-    used_ = 0;
-  }
- private:
-  int fd_;
-  char* out_;
-  std::size_t out_size_;
-  char buffer_[4096];
-  std::size_t used_ = 0, total_ = 0;
-  bool failed_ = false;
-};
-
+using pcm::text_writer;
 using ull = unsigned long long;
 const char* mode_name(pcm::cache_mode m) { return m == pcm::cache_mode::per_cpu ? "per-cpu (rseq)" : "per-thread"; }
 double ratio(std::uint64_t part, std::uint64_t whole) { return whole ? double(part) / double(whole) : 0.0; }
 double mib(std::uint64_t bytes) { return double(bytes) / (1024.0 * 1024.0); }
 
-void write_text(writer& w, const pcm::stats::snapshot& s) {
+void write_text(text_writer& w, const pcm::stats::snapshot& s) {
   w.put("pcmalloc statistics: cache mode %s, %u arenas, %u cpus\n", mode_name(s.mode), s.arenas, s.cpus);
   w.put("  resident %.1f MiB, mapped %.1f MiB, metadata %.1f MiB, dirty %.1f MiB, purged %.1f MiB (total)\n",
         mib(s.resident_bytes), mib(s.mapped_bytes), mib(s.metadata_bytes), mib(s.dirty_bytes), mib(s.purged_bytes));
@@ -80,7 +38,7 @@ void write_text(writer& w, const pcm::stats::snapshot& s) {
   }
 }
 
-void write_json(writer& w, const pcm::stats::snapshot& s) {
+void write_json(text_writer& w, const pcm::stats::snapshot& s) {
   w.put("{\"cache_mode\":\"%s\",\"arenas\":%u,\"cpus\":%u,", mode_name(s.mode), s.arenas, s.cpus);
   w.put("\"resident_bytes\":%llu,\"mapped_bytes\":%llu,\"metadata_bytes\":%llu,\"dirty_bytes\":%llu,\"purged_bytes\":%llu,",
         ull(s.resident_bytes), ull(s.mapped_bytes), ull(s.metadata_bytes), ull(s.dirty_bytes), ull(s.purged_bytes));
@@ -98,7 +56,7 @@ void write_json(writer& w, const pcm::stats::snapshot& s) {
   w.put("]}\n");
 }
 
-void write_prometheus(writer& w, const pcm::stats::snapshot& s) {
+void write_prometheus(text_writer& w, const pcm::stats::snapshot& s) {
   struct metric { const char* name; const char* type; const char* help; std::uint64_t pcm::stats::class_snapshot::*field; };
   static constexpr metric per_class[] = {
       {"pcmalloc_requests_total", "counter", "Allocations per size class.", &pcm::stats::class_snapshot::requests},
@@ -135,7 +93,7 @@ void write_prometheus(writer& w, const pcm::stats::snapshot& s) {
         s.mode == pcm::cache_mode::per_cpu, s.mode != pcm::cache_mode::per_cpu);
 }
 
-void write_any(writer& w, int format) {
+void write_any(text_writer& w, int format) {
   pcm::stats::snapshot s;
   pcm::stats::take(s);
   if (format == PCM_STATS_JSON) write_json(w, s);
@@ -181,14 +139,14 @@ void pcm_stats_get(pcm_stats* out) {
 }
 
 int pcm_stats_write(int fd, int format) {
-  writer w(fd, nullptr, 0);
+  text_writer w(fd, nullptr, 0);
   write_any(w, format);
   w.flush();
   return w.failed() ? -1 : 0;
 }
 
 size_t pcm_stats_format(char* buffer, size_t size, int format) {
-  writer w(-1, buffer, size);
+  text_writer w(-1, buffer, size);
   write_any(w, format);
   w.flush();
   return w.total();
