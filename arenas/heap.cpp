@@ -355,6 +355,18 @@ bool owns(const void* p) noexcept {
   return reinterpret_cast<std::uintptr_t>(p) == e.owner()->start;
 }
 
+void* block_start(const void* p) noexcept {
+  page_entry e = page_map::lookup(p);
+  unsigned cls = e.size_class() & ~page_entry::explicit_flag;
+  if (cls == 0) return nullptr;
+  auto a = reinterpret_cast<std::uintptr_t>(p);
+  if (!is_small_class(cls)) return reinterpret_cast<void*>(e.owner()->start);
+  std::uintptr_t slab_start = (a & ~std::uintptr_t(os::page_size - 1)) - (std::uintptr_t(e.page_offset()) << os::page_shift);
+  std::uint64_t index = ((a - slab_start) * size_classes[cls].reciprocal) >> 32;
+  if (index * size_classes[cls].size > a - slab_start) --index;   // the reciprocal rounds up
+  return reinterpret_cast<void*>(slab_start + index * size_classes[cls].size);
+}
+
 void deallocate_sized(void* p, std::size_t) noexcept { deallocate(p); }
 
 void flush_thread_cache() noexcept {

@@ -90,6 +90,9 @@ void* allocate_aligned(std::size_t alignment, std::size_t size) noexcept;
 void* reallocate(void* p, std::size_t size) noexcept;
 std::size_t usable_size(const void* p) noexcept;   // 0 for nullptr
 bool owns(const void* p) noexcept;                  // p is the start of a live-looking block of ours
+// The start of the block of ours that contains p (small blocks: any byte; large
+// and huge blocks: their first page), or nullptr.
+void* block_start(const void* p) noexcept;
 void deallocate_sized(void* p, std::size_t size) noexcept;
 
 cache_mode current_cache_mode() noexcept;

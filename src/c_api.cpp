@@ -21,7 +21,7 @@ void* pcm_valloc(size_t n) { return valloc_(n); }
 void* pcm_pvalloc(size_t n) { return pvalloc_(n); }
 size_t pcm_usable_size(const void* p) { return usable_size_(p); }
 
-int pcm_owns(const void* p) { return pcm::owns(p) ? 1 : 0; }
+int pcm_owns(const void* p) { return owns_(p) ? 1 : 0; }
 const char* pcm_cache_mode(void) { return pcm::cache_mode_name(); }
 void pcm_thread_flush(void) { pcm::flush_thread_cache(); }
 void pcm_purge(void) { pcm::purge_all(); }

@@ -5,40 +5,43 @@
 #include <cerrno>
 #include <cstddef>
 
-#include "heap.hpp"
+#include "heap_policy.hpp"
 
 namespace pcm::entry {
 
 #define PCM_INLINE [[gnu::always_inline]] inline
+using heap = heap_policy;
+constexpr auto c_request = request::malloc_family;
 
-PCM_INLINE void* malloc_(std::size_t n) noexcept { return allocate(n); }
-PCM_INLINE void free_(void* p) noexcept { deallocate(p); }
-PCM_INLINE void* calloc_(std::size_t c, std::size_t n) noexcept { return allocate_zeroed(c, n); }
-PCM_INLINE void* realloc_(void* p, std::size_t n) noexcept { return reallocate(p, n); }
+PCM_INLINE void* malloc_(std::size_t n) noexcept { return heap::allocate(n, c_request); }
+PCM_INLINE void free_(void* p) noexcept { heap::deallocate(p, c_request); }
+PCM_INLINE void* calloc_(std::size_t c, std::size_t n) noexcept { return heap::allocate_zeroed(c, n); }
+PCM_INLINE void* realloc_(void* p, std::size_t n) noexcept { return heap::reallocate(p, n); }
 PCM_INLINE void* reallocarray_(void* p, std::size_t c, std::size_t n) noexcept {
   std::size_t total;
   if (__builtin_mul_overflow(c, n, &total)) { errno = ENOMEM; return nullptr; }
-  return reallocate(p, total);
+  return heap::reallocate(p, total);
 }
-PCM_INLINE void* aligned_alloc_(std::size_t a, std::size_t n) noexcept { return allocate_aligned(a, n); }
+PCM_INLINE void* aligned_alloc_(std::size_t a, std::size_t n) noexcept { return heap::allocate_aligned(a, n, c_request); }
 PCM_INLINE int posix_memalign_(void** out, std::size_t a, std::size_t n) noexcept {
   if (a < sizeof(void*) || (a & (a - 1))) return EINVAL;   // POSIX: power of two multiple of sizeof(void*)
   int saved = errno;
-  void* p = allocate_aligned(a, n);
+  void* p = heap::allocate_aligned(a, n, c_request);
   if (!p) { int e = errno; errno = saved; return e; }   // posix_memalign reports, never sets, errno
   *out = p;
   return 0;
 }
-PCM_INLINE void* memalign_(std::size_t a, std::size_t n) noexcept { return allocate_aligned(a, n); }
-PCM_INLINE void* valloc_(std::size_t n) noexcept { return allocate_aligned(os::page_size, n); }
+PCM_INLINE void* memalign_(std::size_t a, std::size_t n) noexcept { return heap::allocate_aligned(a, n, c_request); }
+PCM_INLINE void* valloc_(std::size_t n) noexcept { return heap::allocate_aligned(os::page_size, n, c_request); }
 PCM_INLINE void* pvalloc_(std::size_t n) noexcept {
   std::size_t rounded = (n + os::page_size - 1) & ~(os::page_size - 1);
   if (rounded < n) { errno = ENOMEM; return nullptr; }
-  return allocate_aligned(os::page_size, rounded ? rounded : os::page_size);
+  return heap::allocate_aligned(os::page_size, rounded ? rounded : os::page_size, c_request);
 }
-PCM_INLINE std::size_t usable_size_(const void* p) noexcept { return usable_size(p); }
-PCM_INLINE void free_sized_(void* p, std::size_t n) noexcept { deallocate_sized(p, n); }
-PCM_INLINE void free_aligned_sized_(void* p, std::size_t, std::size_t n) noexcept { deallocate_sized(p, n); }
+PCM_INLINE std::size_t usable_size_(const void* p) noexcept { return heap::usable_size(p); }
+PCM_INLINE void free_sized_(void* p, std::size_t n) noexcept { heap::deallocate_sized(p, n, c_request); }
+PCM_INLINE void free_aligned_sized_(void* p, std::size_t, std::size_t n) noexcept { heap::deallocate_sized(p, n, c_request); }
+PCM_INLINE bool owns_(const void* p) noexcept { return heap::owns(p); }
 
 #undef PCM_INLINE
 

@@ -29,10 +29,11 @@ PCM_EXPORT int malloc_trim(std::size_t) { pcm::purge_all(); return 1; }
 
 // ---- C++ operators. Policy: throwing forms loop on the new_handler, then throw.
 namespace {
+using pcm::request;
 enum class on_failure { throw_bad_alloc, return_null };
 
 template <on_failure policy>
-[[gnu::noinline]] void* new_failed(std::size_t n, std::size_t alignment) {
+[[gnu::noinline]] void* new_failed(std::size_t n, std::size_t alignment, request r) {
   while (true) {
     std::new_handler handler = std::get_new_handler();
     if (!handler) {
@@ -44,23 +45,23 @@ template <on_failure policy>
     } else {
       try { handler(); } catch (...) { return nullptr; }
     }
-    void* p = alignment ? pcm::allocate_aligned(alignment, n) : pcm::allocate(n);
+    void* p = alignment ? heap::allocate_aligned(alignment, n, r) : heap::allocate(n, r);
     if (p) return p;
   }
 }
 
-template <on_failure policy>
+template <on_failure policy, request r>
 [[gnu::always_inline]] inline void* new_plain(std::size_t n) {
-  void* p = pcm::allocate(n);
+  void* p = heap::allocate(n, r);
   if (p) [[likely]] return p;
-  return new_failed<policy>(n, 0);
+  return new_failed<policy>(n, 0, r);
 }
 
-template <on_failure policy>
+template <on_failure policy, request r>
 [[gnu::always_inline]] inline void* new_aligned(std::size_t n, std::align_val_t a) {
-  void* p = pcm::allocate_aligned(static_cast<std::size_t>(a), n);
+  void* p = heap::allocate_aligned(static_cast<std::size_t>(a), n, r);
   if (p) [[likely]] return p;
-  return new_failed<policy>(n, static_cast<std::size_t>(a));
+  return new_failed<policy>(n, static_cast<std::size_t>(a), r);
 }
 }  // namespace
 
@@ -69,25 +70,27 @@ using nt = const std::nothrow_t&;
 using al = std::align_val_t;
 constexpr auto throws = on_failure::throw_bad_alloc;
 constexpr auto nulls = on_failure::return_null;
+constexpr auto one = request::new_scalar;
+constexpr auto many = request::new_array;
 
-PCM_NEW void* operator new(std::size_t n) { return new_plain<throws>(n); }
-PCM_NEW void* operator new[](std::size_t n) { return new_plain<throws>(n); }
-PCM_NEW void* operator new(std::size_t n, nt) noexcept { return new_plain<nulls>(n); }
-PCM_NEW void* operator new[](std::size_t n, nt) noexcept { return new_plain<nulls>(n); }
-PCM_NEW void* operator new(std::size_t n, al a) { return new_aligned<throws>(n, a); }
-PCM_NEW void* operator new[](std::size_t n, al a) { return new_aligned<throws>(n, a); }
-PCM_NEW void* operator new(std::size_t n, al a, nt) noexcept { return new_aligned<nulls>(n, a); }
-PCM_NEW void* operator new[](std::size_t n, al a, nt) noexcept { return new_aligned<nulls>(n, a); }
+PCM_NEW void* operator new(std::size_t n) { return new_plain<throws, one>(n); }
+PCM_NEW void* operator new[](std::size_t n) { return new_plain<throws, many>(n); }
+PCM_NEW void* operator new(std::size_t n, nt) noexcept { return new_plain<nulls, one>(n); }
+PCM_NEW void* operator new[](std::size_t n, nt) noexcept { return new_plain<nulls, many>(n); }
+PCM_NEW void* operator new(std::size_t n, al a) { return new_aligned<throws, one>(n, a); }
+PCM_NEW void* operator new[](std::size_t n, al a) { return new_aligned<throws, many>(n, a); }
+PCM_NEW void* operator new(std::size_t n, al a, nt) noexcept { return new_aligned<nulls, one>(n, a); }
+PCM_NEW void* operator new[](std::size_t n, al a, nt) noexcept { return new_aligned<nulls, many>(n, a); }
 
-PCM_NEW void operator delete(void* p) noexcept { pcm::deallocate(p); }
-PCM_NEW void operator delete[](void* p) noexcept { pcm::deallocate(p); }
-PCM_NEW void operator delete(void* p, nt) noexcept { pcm::deallocate(p); }
-PCM_NEW void operator delete[](void* p, nt) noexcept { pcm::deallocate(p); }
-PCM_NEW void operator delete(void* p, std::size_t n) noexcept { pcm::deallocate_sized(p, n); }
-PCM_NEW void operator delete[](void* p, std::size_t n) noexcept { pcm::deallocate_sized(p, n); }
-PCM_NEW void operator delete(void* p, al) noexcept { pcm::deallocate(p); }
-PCM_NEW void operator delete[](void* p, al) noexcept { pcm::deallocate(p); }
-PCM_NEW void operator delete(void* p, al, nt) noexcept { pcm::deallocate(p); }
-PCM_NEW void operator delete[](void* p, al, nt) noexcept { pcm::deallocate(p); }
-PCM_NEW void operator delete(void* p, std::size_t n, al) noexcept { pcm::deallocate_sized(p, n); }
-PCM_NEW void operator delete[](void* p, std::size_t n, al) noexcept { pcm::deallocate_sized(p, n); }
+PCM_NEW void operator delete(void* p) noexcept { heap::deallocate(p, one); }
+PCM_NEW void operator delete[](void* p) noexcept { heap::deallocate(p, many); }
+PCM_NEW void operator delete(void* p, nt) noexcept { heap::deallocate(p, one); }
+PCM_NEW void operator delete[](void* p, nt) noexcept { heap::deallocate(p, many); }
+PCM_NEW void operator delete(void* p, std::size_t n) noexcept { heap::deallocate_sized(p, n, one); }
+PCM_NEW void operator delete[](void* p, std::size_t n) noexcept { heap::deallocate_sized(p, n, many); }
+PCM_NEW void operator delete(void* p, al) noexcept { heap::deallocate(p, one); }
+PCM_NEW void operator delete[](void* p, al) noexcept { heap::deallocate(p, many); }
+PCM_NEW void operator delete(void* p, al, nt) noexcept { heap::deallocate(p, one); }
+PCM_NEW void operator delete[](void* p, al, nt) noexcept { heap::deallocate(p, many); }
+PCM_NEW void operator delete(void* p, std::size_t n, al) noexcept { heap::deallocate_sized(p, n, one); }
+PCM_NEW void operator delete[](void* p, std::size_t n, al) noexcept { heap::deallocate_sized(p, n, many); }

@@ -1,0 +1,66 @@
+// Which heap the front ends talk to, chosen at compile time: the core directly
+// (libpcmalloc) or the debug heap on top of it (libpcmalloc-debug, built from
+// the same sources with PCM_DEBUG=1). The release build carries none of the
+// debug work: no flags tested at run time.
+#pragma once
+#include <cstddef>
+
+#include "heap.hpp"
+
+#ifndef PCM_DEBUG
+#define PCM_DEBUG 0
+#endif
+
+#if PCM_DEBUG
+#include "debug/debug_heap.hpp"
+#endif
+
+namespace pcm {
+
+// How a block was asked for; the debug heap checks that it is given back the same way.
+enum class request : unsigned char { malloc_family, new_scalar, new_array };
+
+struct release_heap {
+  static constexpr bool debug = false;
+  [[gnu::always_inline]] static void* allocate(std::size_t n, request) noexcept { return pcm::allocate(n); }
+  [[gnu::always_inline]] static void* allocate_aligned(std::size_t a, std::size_t n, request) noexcept {
+    return pcm::allocate_aligned(a, n);
+  }
+  static void* allocate_zeroed(std::size_t c, std::size_t n) noexcept { return pcm::allocate_zeroed(c, n); }
+  [[gnu::always_inline]] static void deallocate(void* p, request) noexcept { pcm::deallocate(p); }
+  [[gnu::always_inline]] static void deallocate_sized(void* p, std::size_t n, request) noexcept { pcm::deallocate_sized(p, n); }
+  static void* reallocate(void* p, std::size_t n) noexcept { return pcm::reallocate(p, n); }
+  static std::size_t usable_size(const void* p) noexcept { return pcm::usable_size(p); }
+  static bool owns(const void* p) noexcept { return pcm::owns(p); }
+};
+
+#if PCM_DEBUG
+struct debug_heap {
+  static constexpr bool debug = true;
+  static debug::alloc_kind kind(request r) noexcept { return static_cast<debug::alloc_kind>(r); }
+  static const char* operation(request r) noexcept {
+    return r == request::malloc_family ? "free" : r == request::new_scalar ? "operator delete" : "operator delete[]";
+  }
+  static void* allocate(std::size_t n, request r) noexcept { return debug::allocate(n, 16, kind(r), false); }
+  static void* allocate_aligned(std::size_t a, std::size_t n, request r) noexcept {
+    if (a == 0 || (a & (a - 1))) { errno = EINVAL; return nullptr; }
+    return debug::allocate(n, a, kind(r), false);
+  }
+  static void* allocate_zeroed(std::size_t c, std::size_t n) noexcept {
+    std::size_t total;
+    if (__builtin_mul_overflow(c, n, &total)) { errno = ENOMEM; return nullptr; }
+    return debug::allocate(total, 16, debug::alloc_kind::malloc_family, true);
+  }
+  static void deallocate(void* p, request r) noexcept { debug::deallocate(p, kind(r), 0, operation(r)); }
+  static void deallocate_sized(void* p, std::size_t n, request r) noexcept { debug::deallocate(p, kind(r), n, operation(r)); }
+  static void* reallocate(void* p, std::size_t n) noexcept { return debug::reallocate(p, n); }
+  static std::size_t usable_size(const void* p) noexcept { return debug::usable_size(p); }
+  static bool owns(const void* p) noexcept { return debug::owns(p); }
+};
+using heap_policy = debug_heap;
+static_assert(static_cast<int>(debug::alloc_kind::new_array) == static_cast<int>(request::new_array));
+#else
+using heap_policy = release_heap;
+#endif
+
+}  // namespace pcm
