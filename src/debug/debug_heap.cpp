@@ -1,0 +1,534 @@
+#include "debug_heap.hpp"
+
+#include <cerrno>
+#include <csignal>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <dlfcn.h>
+#include <link.h>
+#include <ucontext.h>
+#include <unistd.h>
+
+#include "heap.hpp"
+#include "lock.hpp"
+#include "options.hpp"
+#include "platform/platform.hpp"
+#include "reporter.hpp"
+#include "stack_trace.hpp"
+
+extern "C" void* __libc_stack_end;
+
+namespace pcm::debug {
+namespace {
+
+constexpr unsigned char canary_byte = 0xCB;   // around every block
+constexpr unsigned char freed_byte = 0xDF;    // over every freed block
+constexpr std::size_t redzone = 16;           // at least this much canary on each side
+constexpr unsigned max_frames = 64;
+
+std::size_t round_up(std::size_t n, std::size_t to) { return (n + to - 1) & ~(to - 1); }
+
+std::uint32_t save_stack() {
+  void* frames[max_frames];
+  unsigned depth = capture_here(frames, max_frames);
+  return stack_depot_save(frames, depth);
+}
+
+// First byte in [p, p + n) that is not `value`, or nullptr.
+const unsigned char* first_mismatch(const void* p, std::size_t n, unsigned char value) {
+  auto* bytes = static_cast<const unsigned char*>(p);
+  std::uint64_t word = 0x0101010101010101ull * value;
+  std::size_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    std::uint64_t chunk;
+    std::memcpy(&chunk, bytes + i, 8);
+    if (chunk != word) break;
+  }
+  for (; i < n; ++i) if (bytes[i] != value) return bytes + i;
+  return nullptr;
+}
+
+// ---- block layout ------------------------------------------------------------
+// Plain:   raw [left canary][user block][right canary up to the core's usable size]
+// Guarded: [guard page][canary][user block, ending on the next page][guard page]
+
+std::size_t left_redzone(std::size_t alignment) { return alignment > redzone ? alignment : redzone; }
+
+void* raw_for(const block_record& r) { return r.raw; }
+
+bool allocate_guarded(block_record& r, std::size_t size, std::size_t alignment) {
+  std::size_t page = os::page_size;
+  std::size_t body = round_up(size ? size : 1, alignment);
+  std::size_t data = round_up(body + redzone, page);
+  std::size_t total = data + 2 * page;
+  auto* mapping = static_cast<char*>(os::map(total));
+  if (!mapping) return false;
+  os::protect_none(mapping, page);
+  os::protect_none(mapping + page + data, page);
+  r.raw = mapping;
+  r.raw_bytes = total;
+  r.user = reinterpret_cast<std::uintptr_t>(mapping + page + data - body);
+  r.guarded = true;
+  return true;
+}
+
+void fill_canaries(const block_record& r) {
+  auto* raw = static_cast<unsigned char*>(r.raw);
+  auto* user = reinterpret_cast<unsigned char*>(r.user);
+  if (r.guarded) {
+    unsigned char* data = raw + os::page_size;
+    std::memset(data, canary_byte, std::size_t(user - data));
+    std::size_t tail = std::size_t(raw + r.raw_bytes - os::page_size - (user + r.size));
+    std::memset(user + r.size, canary_byte, tail);
+    return;
+  }
+  std::memset(raw, canary_byte, std::size_t(user - raw));
+  std::memset(user + r.size, canary_byte, r.raw_bytes - std::size_t(user - raw) - r.size);
+}
+
+// Report a damaged canary; true when both were intact.
+bool check_canaries(const block_record& r) {
+  auto* raw = static_cast<unsigned char*>(r.raw);
+  auto* user = reinterpret_cast<unsigned char*>(r.user);
+  unsigned char* left = r.guarded ? raw + os::page_size : raw;
+  unsigned char* end = r.guarded ? raw + r.raw_bytes - os::page_size : raw + r.raw_bytes;
+  // The byte nearest the block tells the direction best.
+  for (unsigned char* b = user; b-- > left;) {
+    if (*b != canary_byte) {
+      report({error_kind::heap_buffer_underflow, "the canary before the block was overwritten",
+              reinterpret_cast<std::uintptr_t>(b), &r});
+      return false;
+    }
+  }
+  if (const unsigned char* bad = first_mismatch(user + r.size, std::size_t(end - (user + r.size)), canary_byte)) {
+    report({error_kind::heap_buffer_overflow, "the canary after the block was overwritten",
+            reinterpret_cast<std::uintptr_t>(bad), &r});
+    return false;
+  }
+  return true;
+}
+
+// ---- quarantine ----------------------------------------------------------------
+constexpr unsigned quarantine_shards = 8;
+struct alignas(64) quarantine_shard {
+  mutex lock;
+  block_record* head = nullptr;   // oldest
+  block_record* tail = nullptr;
+  std::size_t bytes = 0;
+};
+quarantine_shard quarantine[quarantine_shards];
+
+std::size_t quarantine_cost(const block_record& r) { return r.raw_bytes; }
+
+void release_block(block_record* r) {
+  if (r->guarded) os::unmap(r->raw, r->raw_bytes);
+  else pcm::deallocate(r->raw);
+  registry::erase(r);
+}
+
+// A block leaving quarantine (or checked at exit): still poisoned?
+void verify_freed(block_record& r) {
+  if (!r.guarded) {
+    if (const unsigned char* bad = first_mismatch(reinterpret_cast<void*>(r.user), r.size, freed_byte)) {
+      report({error_kind::use_after_free, "the block was written after it was freed (found when it left quarantine)",
+              reinterpret_cast<std::uintptr_t>(bad), &r});
+      return;
+    }
+  }
+  if (!r.guarded) check_canaries(r);
+}
+
+void quarantine_push(block_record* r) {
+  quarantine_shard& q = quarantine[pcm::current_cpu() % quarantine_shards];
+  block_record* evicted = nullptr;
+  {
+    lock_guard guard(q.lock);
+    r->next_quarantined = nullptr;
+    if (q.tail) q.tail->next_quarantined = r; else q.head = r;
+    q.tail = r;
+    q.bytes += quarantine_cost(*r);
+    std::size_t limit = config.quarantine_bytes / quarantine_shards;
+    block_record** last = &evicted;
+    while (q.head && q.bytes > limit) {
+      block_record* old = q.head;
+      q.head = old->next_quarantined;
+      if (!q.head) q.tail = nullptr;
+      q.bytes -= quarantine_cost(*old);
+      old->next_quarantined = nullptr;
+      *last = old;
+      last = &old->next_quarantined;
+    }
+  }
+  while (evicted) {
+    block_record* next = evicted->next_quarantined;
+    verify_freed(*evicted);
+    release_block(evicted);
+    evicted = next;
+  }
+}
+
+// ---- invalid pointers --------------------------------------------------------------
+// Say what a pointer that is no live block is: inside a block, a freed block,
+// the stack, a global, or memory that is not ours.
+void report_unknown_pointer(const void* p, const char* operation, error_kind kind) {
+  auto address = reinterpret_cast<std::uintptr_t>(p);
+  char what[256];
+  if (block_record* around = registry::containing(address)) {
+    std::snprintf(what, sizeof what, "%s of a pointer into a block, not its start", operation);
+    report({kind, what, address, around});
+    return;
+  }
+  Dl_info info{};
+  int dummy;
+  auto stack_top = reinterpret_cast<std::uintptr_t>(__libc_stack_end);
+  auto stack_here = reinterpret_cast<std::uintptr_t>(&dummy);
+  if (address >= stack_here && address < stack_top)
+    std::snprintf(what, sizeof what, "%s of a pointer to the stack", operation);
+  else if (dladdr(p, &info) && info.dli_fname)
+    std::snprintf(what, sizeof what, "%s of a pointer to a global or static object (in %s%s%s)", operation,
+                  info.dli_fname, info.dli_sname ? ", near " : "", info.dli_sname ? info.dli_sname : "");
+  else if (pcm::block_start(p))
+    std::snprintf(what, sizeof what, "%s of a pointer to heap memory that is not a live block (freed long ago?)", operation);
+  else
+    std::snprintf(what, sizeof what, "%s of a pointer that pcmalloc never handed out (foreign memory)", operation);
+  report({kind, what, address, nullptr});
+}
+
+const char* dealloc_name(alloc_kind k) {
+  switch (k) {
+    case alloc_kind::malloc_family: return "free";
+    case alloc_kind::new_scalar: return "operator delete";
+    case alloc_kind::new_array: return "operator delete[]";
+  }
+  return "free";
+}
+const char* alloc_name(alloc_kind k) {
+  switch (k) {
+    case alloc_kind::malloc_family: return "malloc";
+    case alloc_kind::new_scalar: return "operator new";
+    case alloc_kind::new_array: return "operator new[]";
+  }
+  return "malloc";
+}
+
+// ---- guard-page faults -------------------------------------------------------------
+struct sigaction previous_segv;
+
+void on_fault(int signal, siginfo_t* info, void* context) {
+  auto address = reinterpret_cast<std::uintptr_t>(info->si_addr);
+  block_record* r = registry::containing(address);
+  if (!r || !r->guarded) {
+    // Not ours: let the program's own handler, or the default action, have it.
+    sigaction(signal, &previous_segv, nullptr);
+    return;
+  }
+  void* frames[max_frames];
+  unsigned depth = capture_from_context(context, frames, max_frames);
+  bool write = false;
+#if defined(__x86_64__)
+  write = (static_cast<ucontext_t*>(context)->uc_mcontext.gregs[REG_ERR] & 2) != 0;
+#endif
+  error_kind kind;
+  char what[160];
+  if (r->state == block_state::quarantined) {
+    kind = error_kind::use_after_free;
+    std::snprintf(what, sizeof what, "%s of a freed block (guard pages)", write ? "write" : "read");
+  } else if (address >= r->user + r->size) {
+    kind = error_kind::heap_buffer_overflow;
+    std::snprintf(what, sizeof what, "%s past the end of the block (guard page)", write ? "write" : "read");
+  } else {
+    kind = error_kind::heap_buffer_underflow;
+    std::snprintf(what, sizeof what, "%s before the start of the block (guard page)", write ? "write" : "read");
+  }
+  report({kind, what, address, r, 0, frames, depth});
+  os::write_error("pcmalloc-debug: stopping: the access cannot be resumed\n", 55);
+  std::fflush(nullptr);
+  _exit(int(config.error_exit_code ? config.error_exit_code : 1));
+}
+
+void install_fault_handler() {
+  struct sigaction action {};
+  action.sa_sigaction = on_fault;
+  action.sa_flags = SA_SIGINFO | SA_NODEFER;
+  sigemptyset(&action.sa_mask);
+  sigaction(SIGSEGV, &action, &previous_segv);
+}
+
+// ---- leak scan -------------------------------------------------------------------------
+// Conservative mark phase (LeakSanitizer-style): roots are the writable
+// segments of every loaded object, the main thread's stack and its TLS; then
+// every reachable block's contents. Unreachable live blocks are leaks.
+struct work_list {
+  block_record** items = nullptr;
+  std::size_t count = 0, capacity = 0;
+  void push(block_record* r) {
+    if (count == capacity) {
+      std::size_t grown = capacity ? capacity * 2 : 4096;
+      auto* fresh = static_cast<block_record**>(os::map(grown * sizeof(block_record*)));
+      if (!fresh) return;
+      if (items) {
+        std::memcpy(fresh, items, count * sizeof(block_record*));
+        os::unmap(items, capacity * sizeof(block_record*));
+      }
+      items = fresh;
+      capacity = grown;
+    }
+    items[count++] = r;
+  }
+};
+
+block_record* block_at(std::uintptr_t value) {
+  if (value < 4096) return nullptr;
+  if (block_record* r = registry::find(value)) return r;   // the usual case: a pointer to the start
+  void* raw = pcm::block_start(reinterpret_cast<void*>(value));
+  if (!raw) return nullptr;
+  // Interior pointer into a plain block: its record is at raw + left redzone.
+  for (std::size_t left = redzone; left <= os::page_size; left *= 2) {
+    block_record* r = registry::find(reinterpret_cast<std::uintptr_t>(raw) + left);
+    if (r && !r->guarded && r->raw == raw) return r;
+  }
+  return nullptr;
+}
+
+void scan_range(std::uintptr_t begin, std::uintptr_t end, work_list& work) {
+  begin = round_up(begin, sizeof(void*));
+  for (std::uintptr_t a = begin; a + sizeof(void*) <= end; a += sizeof(void*)) {
+    std::uintptr_t value;
+    std::memcpy(&value, reinterpret_cast<void*>(a), sizeof value);
+    block_record* r = block_at(value);
+    if (r && !r->reachable && r->state == block_state::live) {
+      r->reachable = true;
+      work.push(r);
+    }
+  }
+}
+
+int scan_module(dl_phdr_info* info, std::size_t, void* data) {
+  auto& work = *static_cast<work_list*>(data);
+  for (int i = 0; i < info->dlpi_phnum; ++i) {
+    const auto& ph = info->dlpi_phdr[i];
+    if (ph.p_type != PT_LOAD || !(ph.p_flags & PF_W)) continue;
+    std::uintptr_t begin = info->dlpi_addr + ph.p_vaddr;
+    scan_range(begin, begin + ph.p_memsz, work);
+  }
+  return 0;
+}
+
+// The mapping of /proc/self/maps that contains address: its bounds.
+bool mapping_of(std::uintptr_t address, std::uintptr_t* begin, std::uintptr_t* end) {
+  int fd = ::open("/proc/self/maps", O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return false;
+  char buffer[4096];
+  std::size_t have = 0;
+  bool found = false;
+  while (!found) {
+    ssize_t n = ::read(fd, buffer + have, sizeof buffer - 1 - have);
+    if (n <= 0) break;
+    have += std::size_t(n);
+    buffer[have] = 0;
+    char* line = buffer;
+    while (char* newline = std::strchr(line, '\n')) {
+      *newline = 0;
+      unsigned long lo = 0, hi = 0;
+      if (std::sscanf(line, "%lx-%lx", &lo, &hi) == 2 && address >= lo && address < hi) {
+        *begin = lo;
+        *end = hi;
+        found = true;
+        break;
+      }
+      line = newline + 1;
+    }
+    have = std::size_t(buffer + have - line);
+    std::memmove(buffer, line, have);
+  }
+  ::close(fd);
+  return found;
+}
+
+struct leak_group {
+  std::uint32_t stack;
+  std::size_t count, bytes;
+  block_record* example;
+};
+
+void report_leaks() {
+  work_list work;
+  dl_iterate_phdr(scan_module, &work);
+  int here;
+  scan_range(reinterpret_cast<std::uintptr_t>(&here), reinterpret_cast<std::uintptr_t>(__libc_stack_end), work);
+  std::uintptr_t tls_begin, tls_end;
+  if (mapping_of(reinterpret_cast<std::uintptr_t>(__builtin_thread_pointer()), &tls_begin, &tls_end))
+    scan_range(tls_begin, tls_end, work);
+  while (work.count) {
+    block_record* r = work.items[--work.count];
+    scan_range(r->user, r->user + r->size, work);
+  }
+  // Group the unreachable blocks by allocation stack.
+  std::size_t groups_capacity = 4096, group_count = 0;
+  auto* groups = static_cast<leak_group*>(os::map(groups_capacity * sizeof(leak_group)));
+  std::size_t total_blocks = 0, total_bytes = 0;
+  registry::for_each([&](block_record& r) {
+    if (r.state != block_state::live || r.reachable) { r.reachable = false; return; }
+    ++total_blocks;
+    total_bytes += r.size;
+    std::size_t g = 0;
+    while (g < group_count && groups[g].stack != r.alloc_stack) ++g;
+    if (g == group_count) {
+      if (!groups || group_count == groups_capacity) return;
+      groups[group_count++] = {r.alloc_stack, 0, 0, &r};
+    }
+    groups[g].count++;
+    groups[g].bytes += r.size;
+  });
+  // Largest first.
+  for (std::size_t i = 1; i < group_count; ++i)
+    for (std::size_t j = i; j > 0 && groups[j].bytes > groups[j - 1].bytes; --j) std::swap(groups[j], groups[j - 1]);
+  for (std::size_t g = 0; g < group_count; ++g) {
+    error_report r{error_kind::memory_leak, "memory still allocated at exit and unreachable",
+                   groups[g].example->user, groups[g].example};
+    r.leak_count = groups[g].count;
+    r.leak_bytes = groups[g].bytes;
+    report(r);
+  }
+  if (total_blocks) {
+    char line[160];
+    int n = std::snprintf(line, sizeof line, "pcmalloc-debug: %zu bytes leaked in %zu blocks (%zu allocation sites)\n",
+                          total_bytes, total_blocks, group_count);
+    os::write_error(line, std::size_t(n));
+  }
+  if (groups) os::unmap(groups, groups_capacity * sizeof(leak_group));
+  if (work.items) os::unmap(work.items, work.capacity * sizeof(block_record*));
+}
+
+void at_exit() { check_at_exit(); }
+
+__attribute__((constructor)) void start_debug_layer() {
+  pcm::ensure_initialised();
+  if (config.guard) install_fault_handler();
+  std::atexit(at_exit);
+}
+
+}  // namespace
+
+// ---- entry points ---------------------------------------------------------------------
+
+void* allocate(std::size_t size, std::size_t alignment, alloc_kind kind, bool zero) noexcept {
+  if (alignment < 16) alignment = 16;
+  if (size > (std::size_t(1) << 46)) { errno = ENOMEM; return nullptr; }
+  block_record staging{};
+  bool guarded = config.guard && alignment <= os::page_size;
+  if (guarded) {
+    if (!allocate_guarded(staging, size, alignment)) { errno = ENOMEM; return nullptr; }
+  } else {
+    std::size_t left = left_redzone(alignment);
+    void* raw = alignment > 16 ? pcm::allocate_aligned(alignment, left + size + redzone) : pcm::allocate(left + size + redzone);
+    if (!raw) return nullptr;
+    staging.raw = raw;
+    staging.raw_bytes = pcm::usable_size(raw);
+    staging.user = reinterpret_cast<std::uintptr_t>(raw) + left;
+  }
+  block_record* r = registry::insert(staging.user);
+  if (!r) {
+    if (guarded) os::unmap(staging.raw, staging.raw_bytes); else pcm::deallocate(staging.raw);
+    errno = ENOMEM;
+    return nullptr;
+  }
+  r->raw = staging.raw;
+  r->raw_bytes = staging.raw_bytes;
+  r->guarded = staging.guarded;
+  r->size = size;
+  r->alignment = alignment;
+  r->kind = kind;
+  r->alloc_thread = current_thread();
+  r->alloc_stack = save_stack();
+  fill_canaries(*r);
+  void* user = reinterpret_cast<void*>(r->user);
+  if (zero) std::memset(user, 0, size);
+  return user;
+}
+
+void deallocate(void* p, alloc_kind kind, std::size_t sized, const char* operation) noexcept {
+  if (!p) return;
+  block_state previous;
+  block_record* r = registry::find_for_free(reinterpret_cast<std::uintptr_t>(p), &previous);
+  if (!r) return report_unknown_pointer(p, operation, error_kind::invalid_free);
+  if (previous == block_state::quarantined) {
+    char what[128];
+    std::snprintf(what, sizeof what, "%s of a block that was already freed", operation);
+    return report({error_kind::double_free, what, r->user, r});
+  }
+  r->free_thread = current_thread();
+  r->free_stack = save_stack();
+  if (kind != r->kind) {
+    char what[160];
+    std::snprintf(what, sizeof what, "%s of a block allocated with %s", dealloc_name(kind), alloc_name(r->kind));
+    report({error_kind::alloc_dealloc_mismatch, what, r->user, r});
+  }
+  if (sized && sized != r->size) {
+    char what[160];
+    std::snprintf(what, sizeof what, "%s with size %zu for a block of %zu bytes", operation, sized, r->size);
+    report({error_kind::sized_delete_mismatch, what, r->user, r});
+  }
+  check_canaries(*r);
+  if (r->guarded) {
+    os::protect_none(r->raw, r->raw_bytes);
+  } else {
+    std::memset(p, freed_byte, r->size);
+  }
+  quarantine_push(r);
+}
+
+void* reallocate(void* p, std::size_t size) noexcept {
+  if (!p) return allocate(size, 16, alloc_kind::malloc_family, false);
+  block_record* r = registry::find(reinterpret_cast<std::uintptr_t>(p));
+  if (!r) {
+    report_unknown_pointer(p, "realloc", error_kind::invalid_free);
+    errno = EINVAL;
+    return nullptr;
+  }
+  if (r->state == block_state::quarantined) {
+    report({error_kind::realloc_of_freed, "realloc of a block that was already freed", r->user, r});
+    errno = EINVAL;
+    return nullptr;
+  }
+  if (size == 0) {
+    deallocate(p, alloc_kind::malloc_family, 0, "realloc");
+    return nullptr;
+  }
+  // Always move: a stale pointer to the old block then lands in quarantine.
+  void* q = allocate(size, r->alignment, alloc_kind::malloc_family, false);
+  if (!q) return nullptr;
+  std::memcpy(q, p, size < r->size ? size : r->size);
+  deallocate(p, r->kind, 0, "realloc");
+  return q;
+}
+
+std::size_t usable_size(const void* p) noexcept {
+  if (!p) return 0;
+  block_record* r = registry::find(reinterpret_cast<std::uintptr_t>(p));
+  if (!r || r->state != block_state::live) {
+    report_unknown_pointer(p, "malloc_usable_size", error_kind::invalid_free);
+    return 0;
+  }
+  return r->size;
+}
+
+bool owns(const void* p) noexcept {
+  block_record* r = registry::find(reinterpret_cast<std::uintptr_t>(p));
+  return r && r->state == block_state::live;
+}
+
+void check_at_exit() noexcept {
+  for (quarantine_shard& q : quarantine) {
+    lock_guard guard(q.lock);
+    for (block_record* r = q.head; r; r = r->next_quarantined) verify_freed(*r);
+  }
+  if (config.leaks) report_leaks();
+  if (errors_reported()) {
+    std::fflush(nullptr);
+    _exit(int(config.error_exit_code));
+  }
+}
+
+}  // namespace pcm::debug

@@ -1,0 +1,190 @@
+#include "reporter.hpp"
+
+#include <atomic>
+#include <fcntl.h>
+#include <unistd.h>
+
+#include "lock.hpp"
+#include "options.hpp"
+#include "platform/platform.hpp"
+#include "stack_trace.hpp"
+#include "symbolize.hpp"
+#include "text_writer.hpp"
+
+namespace pcm::debug {
+namespace {
+
+mutex report_lock;
+std::atomic<std::uint64_t> error_total{0};
+int report_fd = -1;
+__thread std::int32_t cached_thread_id __attribute__((tls_model("initial-exec"))) = 0;
+
+constexpr unsigned max_depth = 64;
+
+int output_fd() {
+  if (report_fd >= 0) return report_fd;
+  report_fd = STDERR_FILENO;
+  if (config.report_file[0]) {
+    int fd = ::open(config.report_file, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+    if (fd >= 0) report_fd = fd;
+  }
+  return report_fd;
+}
+
+// Where `address` lies relative to the block: inside, before or after it.
+void describe_location(text_writer& w, const error_report& r) {
+  const block_record* b = r.block;
+  if (!b) {
+    w.put("address 0x%zx", std::size_t(r.address));
+    return;
+  }
+  auto offset = std::intptr_t(r.address - b->user);
+  if (offset >= 0 && std::size_t(offset) < b->size)
+    w.put("address 0x%zx, %zd bytes inside a %zu-byte block at 0x%zx", std::size_t(r.address), offset, b->size, std::size_t(b->user));
+  else if (offset >= 0)
+    w.put("address 0x%zx, %zu bytes after the end of a %zu-byte block at 0x%zx", std::size_t(r.address),
+          std::size_t(offset) - b->size, b->size, std::size_t(b->user));
+  else
+    w.put("address 0x%zx, %zd bytes before a %zu-byte block at 0x%zx", std::size_t(r.address), -offset, b->size, std::size_t(b->user));
+}
+
+struct stack_view {
+  const char* label;
+  void* frames[max_depth];
+  unsigned depth = 0;
+};
+
+void print_text(int fd, const error_report& r, stack_view* stacks, unsigned stack_count) {
+  {
+    text_writer w(fd, nullptr, 0);
+    const int pid = int(getpid());
+    w.put("==%d== ERROR: pcmalloc-debug: %s on ", pid, name_of(r.kind));
+    describe_location(w, r);
+    w.put("\n==%d== %s\n", pid, r.what);
+    w.put("==%d== threads: detected in T%d", pid, int(current_thread()));
+    if (r.block) {
+      w.put(", allocated by T%d", int(r.block->alloc_thread));
+      if (r.block->state == block_state::quarantined) w.put(", freed by T%d", int(r.block->free_thread));
+    }
+    if (r.other_thread) w.put(", in use by T%d at the same time", int(r.other_thread));
+    w.put("\n");
+    if (r.kind == error_kind::memory_leak)
+      w.put("==%d== %zu bytes in %zu blocks are unreachable; allocated at:\n", pid, r.leak_bytes, r.leak_count);
+  }
+  for (unsigned i = 0; i < stack_count; ++i) {
+    if (!stacks[i].depth) continue;
+    if (r.kind != error_kind::memory_leak) {
+      text_writer w(fd, nullptr, 0);
+      w.put("%s:\n", stacks[i].label);
+    }
+    print_stack(fd, stacks[i].frames, stacks[i].depth);
+  }
+  text_writer w(fd, nullptr, 0);
+  w.put("\n");
+}
+
+void print_json(int fd, const error_report& r, stack_view* stacks, unsigned stack_count) {
+  text_writer w(fd, nullptr, 0);
+  w.put("{\"error\":\"%s\",\"what\":", name_of(r.kind));
+  w.put_json_string(r.what);
+  w.put(",\"address\":\"0x%zx\",\"pid\":%d,\"threads\":{\"detected\":%d", std::size_t(r.address), int(getpid()), int(current_thread()));
+  if (r.block) {
+    w.put(",\"allocated\":%d", int(r.block->alloc_thread));
+    if (r.block->state == block_state::quarantined) w.put(",\"freed\":%d", int(r.block->free_thread));
+  }
+  if (r.other_thread) w.put(",\"concurrent\":%d", int(r.other_thread));
+  w.put("}");
+  if (r.block)
+    w.put(",\"block\":{\"address\":\"0x%zx\",\"size\":%zu,\"offset\":%zd}", std::size_t(r.block->user), r.block->size,
+          std::intptr_t(r.address - r.block->user));
+  if (r.kind == error_kind::memory_leak) w.put(",\"leaked_blocks\":%zu,\"leaked_bytes\":%zu", r.leak_count, r.leak_bytes);
+  w.put(",\"stacks\":{");
+  bool first_stack = true;
+  for (unsigned i = 0; i < stack_count; ++i) {
+    if (!stacks[i].depth) continue;
+    w.put("%s\"%s\":[", first_stack ? "" : ",", stacks[i].label);
+    first_stack = false;
+    for (unsigned f = 0; f < stacks[i].depth; ++f) {
+      frame_info info{};
+      symbolize(stacks[i].frames[f], info);
+      w.put("%s{\"pc\":\"%p\",\"function\":", f ? "," : "", stacks[i].frames[f]);
+      w.put_json_string(info.function);
+      w.put(",\"file\":");
+      w.put_json_string(info.file);
+      w.put(",\"line\":%u,\"module\":", info.line);
+      w.put_json_string(info.module);
+      w.put(",\"module_offset\":\"0x%zx\"}", std::size_t(info.module_offset));
+    }
+    w.put("]");
+  }
+  w.put("}}\n");
+}
+
+}  // namespace
+
+const char* name_of(error_kind kind) noexcept {
+  switch (kind) {
+    case error_kind::use_after_free: return "use-after-free";
+    case error_kind::use_after_return: return "use-after-return";
+    case error_kind::double_free: return "double-free";
+    case error_kind::invalid_free: return "invalid-free";
+    case error_kind::realloc_of_freed: return "realloc-of-freed";
+    case error_kind::heap_buffer_overflow: return "heap-buffer-overflow";
+    case error_kind::heap_buffer_underflow: return "heap-buffer-underflow";
+    case error_kind::alloc_dealloc_mismatch: return "alloc-dealloc-mismatch";
+    case error_kind::sized_delete_mismatch: return "sized-delete-mismatch";
+    case error_kind::memory_leak: return "memory-leak";
+    case error_kind::cross_thread_use: return "cross-thread-use";
+    case error_kind::wild_access: return "wild-access";
+  }
+  return "error";
+}
+
+std::int32_t current_thread() noexcept {
+  if (!cached_thread_id) cached_thread_id = std::int32_t(os::thread_id());
+  return cached_thread_id;
+}
+
+unsigned capture_here(void** frames, unsigned max) noexcept {
+  unsigned limit = config.stack_depth < max ? config.stack_depth : max;
+  return capture(frames, limit, 2);   // skip capture_here and the debug layer's entry
+}
+
+std::uint64_t errors_reported() noexcept { return error_total.load(std::memory_order_relaxed); }
+
+void report(const error_report& r) noexcept {
+  error_total.fetch_add(1, std::memory_order_relaxed);
+  stack_view stacks[3];
+  stacks[0].label = r.kind == error_kind::memory_leak ? "allocated" : "detected";
+  if (r.kind == error_kind::memory_leak && r.block) {
+    stacks[0].depth = stack_depot_load(r.block->alloc_stack, stacks[0].frames, max_depth);
+  } else if (r.frames) {
+    stacks[0].depth = r.depth < max_depth ? r.depth : max_depth;
+    for (unsigned i = 0; i < stacks[0].depth; ++i) stacks[0].frames[i] = r.frames[i];
+  } else {
+    stacks[0].depth = capture(stacks[0].frames, max_depth, 1);
+  }
+  unsigned count = 1;
+  if (r.block && r.kind != error_kind::memory_leak) {
+    stacks[1].label = "allocated";
+    stacks[1].depth = stack_depot_load(r.block->alloc_stack, stacks[1].frames, max_depth);
+    count = 2;
+    if (r.block->state == block_state::quarantined && r.block->free_stack) {
+      stacks[2].label = "freed";
+      stacks[2].depth = stack_depot_load(r.block->free_stack, stacks[2].frames, max_depth);
+      count = 3;
+    }
+  }
+  {
+    lock_guard guard(report_lock);
+    int fd = output_fd();
+    if (config.report_json) print_json(fd, r, stacks, count);
+    else print_text(fd, r, stacks, count);
+  }
+  if (config.abort_on_error && r.kind != error_kind::memory_leak) {
+    os::write_error("pcmalloc-debug: stopping at the first error (abort_on_error)\n", 61);
+    os::abort_process();
+  }
+}
+
+}  // namespace pcm::debug

@@ -1,0 +1,47 @@
+// Error reports of the debug layer: one per detected bug, as text (in the
+// spirit of AddressSanitizer's) or as one JSON object per line, to stderr or
+// the report_file. Never allocates; reports are serialised by one lock.
+#pragma once
+#include <cstddef>
+#include <cstdint>
+
+#include "registry.hpp"
+
+namespace pcm::debug {
+
+enum class error_kind : std::uint8_t {
+  use_after_free,         // a freed block was written (found on eviction, at exit, or by a guard page)
+  use_after_return,       // a pooled object (map_pool map) was used after it went back
+  double_free,
+  invalid_free,           // stack, global, interior pointer, foreign memory
+  realloc_of_freed,
+  heap_buffer_overflow,
+  heap_buffer_underflow,
+  alloc_dealloc_mismatch, // malloc/delete, new/free, new[]/delete, ...
+  sized_delete_mismatch,  // sized delete with the wrong size
+  memory_leak,
+  cross_thread_use,       // a single-thread object used by two threads at once
+  wild_access,            // a fault outside any block (guard mode)
+};
+
+const char* name_of(error_kind kind) noexcept;
+
+struct error_report {
+  error_kind kind;
+  const char* what = "";                // one line saying what happened
+  std::uintptr_t address = 0;           // the address involved
+  const block_record* block = nullptr;  // the block involved, if any
+  std::int32_t other_thread = 0;        // cross-thread use: the thread seen first
+  void* const* frames = nullptr;        // where it was detected (nullptr: capture here)
+  unsigned depth = 0;
+  std::size_t leak_count = 0;           // memory_leak: blocks and bytes with this stack
+  std::size_t leak_bytes = 0;
+};
+
+// Print, count, and abort when abort_on_error is set.
+void report(const error_report& r) noexcept;
+std::uint64_t errors_reported() noexcept;
+std::int32_t current_thread() noexcept;   // kernel thread id, cached
+unsigned capture_here(void** frames, unsigned max) noexcept;
+
+}  // namespace pcm::debug
