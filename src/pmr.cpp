@@ -6,7 +6,7 @@
 #include <new>
 
 #include "explicit_arena.hpp"
-#include "heap.hpp"
+#include "heap_policy.hpp"
 #include "size_class.hpp"
 
 namespace pcm::pmr {
@@ -24,14 +24,15 @@ char* align_up(char* p, std::size_t alignment) {
 void* arena_resource::do_allocate(std::size_t bytes, std::size_t alignment) {
   void* p;
   if (arena_) p = arena_->allocate(bytes, alignment);
-  else p = alignment <= 16 ? pcm::allocate(bytes) : pcm::allocate_aligned(alignment, bytes);
+  else if (alignment <= 16) p = heap_policy::allocate(bytes, request::malloc_family);
+  else p = heap_policy::allocate_aligned(alignment, bytes, request::malloc_family);
   if (!p) [[unlikely]] throw std::bad_alloc();
   return p;
 }
 
 void arena_resource::do_deallocate(void* p, std::size_t bytes, std::size_t) {
   if (arena_) arena_->deallocate(p);
-  else pcm::deallocate_sized(p, bytes);
+  else heap_policy::deallocate_sized(p, bytes, request::malloc_family);
 }
 
 bool arena_resource::do_is_equal(const std::pmr::memory_resource& other) const noexcept {
@@ -47,6 +48,40 @@ std::pmr::memory_resource* global_resource() noexcept {
 std::pmr::memory_resource* make_default() noexcept { return std::pmr::set_default_resource(global_resource()); }
 
 // ---- local_resource ---------------------------------------------------------
+
+// Debug library: marks the resource as used by this thread for the length of
+// one call, and reports a parked resource or a second thread inside.
+struct exclusive_use {
+  local_resource& resource;
+  bool entered = false;
+  explicit exclusive_use(local_resource& r) : resource(r) {
+    if constexpr (heap_policy::debug) {
+      int me = pcm_debug_thread(), seen = 0;
+      if (resource.user_.compare_exchange_strong(seen, me, std::memory_order_acquire)) { entered = true; return; }
+      if (seen == -1)
+        pcm_debug_report(PCM_DEBUG_USE_AFTER_RETURN, &resource, sizeof resource, resource.parked_at_, 0,
+                         "a container was used after it went back to its pool (its local_resource is parked)");
+      else if (seen != me)
+        pcm_debug_report(PCM_DEBUG_CROSS_THREAD_USE, &resource, sizeof resource, 0, seen,
+                         "a pcm::pmr::local_resource was used by two threads at once");
+    }
+  }
+  ~exclusive_use() {
+    if constexpr (heap_policy::debug)
+      if (entered) resource.user_.store(0, std::memory_order_release);
+  }
+};
+
+void local_resource::debug_park(unsigned returned_at) noexcept {
+  if constexpr (heap_policy::debug) {
+    parked_at_ = returned_at;
+    user_.store(-1, std::memory_order_release);
+  }
+}
+void local_resource::debug_unpark() noexcept {
+  if constexpr (heap_policy::debug) user_.store(0, std::memory_order_release);
+}
+
 static_assert(class_to_size(first_class + 19) == local_resource::largest_local, "class_count covers 1 KiB");
 
 void* local_resource::carve(std::size_t size, std::size_t alignment) {
@@ -69,6 +104,7 @@ void* local_resource::carve(std::size_t size, std::size_t alignment) {
 }
 
 void* local_resource::do_allocate(std::size_t bytes, std::size_t alignment) {
+  [[maybe_unused]] exclusive_use use(*this);
   if (bytes <= largest_local && alignment <= cache_line) [[likely]] {
     unsigned cls = alignment <= 16 ? size_to_class(bytes) : aligned_small_class(bytes, alignment);
     stats_.allocations++;
@@ -101,6 +137,7 @@ void* local_resource::do_allocate(std::size_t bytes, std::size_t alignment) {
 }
 
 void local_resource::do_deallocate(void* p, std::size_t bytes, std::size_t alignment) {
+  [[maybe_unused]] exclusive_use use(*this);
   if (bytes <= largest_local && alignment <= cache_line) [[likely]] {
     unsigned cls = alignment <= 16 ? size_to_class(bytes) : aligned_small_class(bytes, alignment);
     auto* n = static_cast<free_node*>(p);

@@ -80,6 +80,7 @@ class map_pool {
     Map map;
     entry* next_idle = nullptr;
     std::size_t accounted_held = 0;   // its share of the pool's held_ counter
+    unsigned returned_at = 0;         // debug library: where it last went back
     entry* prev_all = nullptr;
     entry* next_all = nullptr;
   };
@@ -206,6 +207,11 @@ class map_pool {
     if (!e) {
       misses_.fetch_add(1, std::memory_order_relaxed);
       e = create();
+    } else if (debug_) [[unlikely]] {
+      e->resource.debug_unpark();
+      if (!e->map.empty())
+        pcm_debug_report(PCM_DEBUG_USE_AFTER_RETURN, &e->map, sizeof(Map), e->returned_at,
+                         0, "a map was changed after it went back to its map_pool (found when it was acquired again)");
     }
     return handle(this, e);
   }
@@ -268,6 +274,7 @@ class map_pool {
   }
 
   void destroy(entry* e) noexcept {
+    e->resource.debug_unpark();
     all_lock_.lock();
     if (e->prev_all) e->prev_all->next_all = e->next_all; else all_ = e->next_all;
     if (e->next_all) e->next_all->prev_all = e->prev_all;
@@ -297,6 +304,10 @@ class map_pool {
       first_block_.store((used + 64 + 63) & ~std::size_t(63), std::memory_order_relaxed);
     e->map.clear();
     if (e->resource.statistics().bytes_held != e->accounted_held) [[unlikely]] account(e);
+    if (debug_) [[unlikely]] {
+      e->returned_at = pcm_debug_stack();
+      e->resource.debug_park(e->returned_at);
+    }
     pool_state s = state_.load(std::memory_order_acquire);
     bool keep = (s == pool_state::ready || s == pool_state::warming) && !over_budget();
     shard& sh = shards_[pcm_current_cpu() % shard_count_];
@@ -338,6 +349,7 @@ class map_pool {
   std::unique_ptr<shard[]> shards_;
   std::atomic<pool_state> state_{pool_state::initialised};
   std::atomic<std::uint64_t> misses_{0}, fallbacks_{0};   // rare events only
+  const bool debug_ = pcm_debug_enabled() != 0;           // checks of the debug library
   std::atomic<std::size_t> first_block_{1024};
   std::atomic<std::size_t> held_{0};
   mutable spin_lock all_lock_;

@@ -44,6 +44,19 @@ PCM_API unsigned pcm_arena_count(void);
 PCM_API unsigned pcm_cpu_count(void);            /* CPU ids are below this */
 PCM_API unsigned pcm_current_cpu(void);          /* this thread's CPU now (rseq when available) */
 
+/* Debug hooks, for pooled objects that live outside the heap's own checks
+ * (map_pool, local_resource). With the debug library (libpcmalloc-debug.so)
+ * they capture stacks and report; with the release library they do nothing
+ * and pcm_debug_enabled() returns 0. */
+enum { PCM_DEBUG_USE_AFTER_RETURN = 1, PCM_DEBUG_CROSS_THREAD_USE = 2 };
+PCM_API int pcm_debug_enabled(void);
+PCM_API unsigned pcm_debug_stack(void);        /* the caller's stack, as an id for a later report (0: none) */
+PCM_API int pcm_debug_thread(void);            /* the calling thread's kernel id */
+/* kind: PCM_DEBUG_*; stack: where the object was returned (use after return);
+ * other_thread: the thread found using the object (cross-thread use). */
+PCM_API void pcm_debug_report(int kind, const void* object, size_t size, unsigned stack, int other_thread,
+                              const char* what);
+
 /* Statistics. Counters are read without stopping other threads: exact when the
  * process is quiet, within a few operations otherwise. */
 #define PCM_STATS_MAX_CLASSES 64

@@ -16,6 +16,7 @@
 //   global_resource(), make_default(): pcmalloc as std::pmr's default resource.
 #pragma once
 #include <cstddef>
+#include <atomic>
 #include <cstdint>
 #include <memory_resource>
 
@@ -69,6 +70,12 @@ class PCM_API local_resource final : public std::pmr::memory_resource {
   const local_statistics& statistics() const noexcept { return stats_; }
   std::pmr::memory_resource* upstream() const noexcept { return upstream_; }
 
+  // Debug library: while parked (its container went back to a pool), any
+  // allocation or deallocation through it is reported as use after return;
+  // two threads inside it at once are reported as cross-thread use.
+  void debug_park(unsigned returned_at) noexcept;
+  void debug_unpark() noexcept;
+
  private:
   static constexpr unsigned class_count = 20;   // pcmalloc's classes up to 1 KiB
   struct free_node { free_node* next; };
@@ -88,6 +95,10 @@ class PCM_API local_resource final : public std::pmr::memory_resource {
   block* blocks_ = nullptr;
   large* large_ = nullptr;          // upstream blocks, freed on release()
   local_statistics stats_;
+  // Debug library only: 0 free, -1 parked, else the thread inside.
+  std::atomic<int> user_{0};
+  unsigned parked_at_ = 0;
+  friend struct exclusive_use;
 };
 
 class PCM_API scoped_resource final : public std::pmr::memory_resource {

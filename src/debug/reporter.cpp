@@ -35,7 +35,8 @@ int output_fd() {
 void describe_location(text_writer& w, const error_report& r) {
   const block_record* b = r.block;
   if (!b) {
-    w.put("address 0x%zx", std::size_t(r.address));
+    if (r.object_size) w.put("a %zu-byte object at 0x%zx", r.object_size, std::size_t(r.address));
+    else w.put("address 0x%zx", std::size_t(r.address));
     return;
   }
   auto offset = std::intptr_t(r.address - b->user);
@@ -154,7 +155,7 @@ std::uint64_t errors_reported() noexcept { return error_total.load(std::memory_o
 
 void report(const error_report& r) noexcept {
   error_total.fetch_add(1, std::memory_order_relaxed);
-  stack_view stacks[3];
+  stack_view stacks[4];
   stacks[0].label = r.kind == error_kind::memory_leak ? "allocated" : "detected";
   if (r.kind == error_kind::memory_leak && r.block) {
     stacks[0].depth = stack_depot_load(r.block->alloc_stack, stacks[0].frames, max_depth);
@@ -174,6 +175,11 @@ void report(const error_report& r) noexcept {
       stacks[2].depth = stack_depot_load(r.block->free_stack, stacks[2].frames, max_depth);
       count = 3;
     }
+  }
+  if (r.extra_stack) {
+    stacks[count].label = r.extra_label ? r.extra_label : "see also";
+    stacks[count].depth = stack_depot_load(r.extra_stack, stacks[count].frames, max_depth);
+    ++count;
   }
   {
     lock_guard guard(report_lock);

@@ -36,6 +36,9 @@ struct error_report {
   unsigned depth = 0;
   std::size_t leak_count = 0;           // memory_leak: blocks and bytes with this stack
   std::size_t leak_bytes = 0;
+  std::uint32_t extra_stack = 0;        // another stack worth showing (e.g. where an object was returned)
+  const char* extra_label = nullptr;
+  std::size_t object_size = 0;          // objects that are not heap blocks (pooled maps, resources)
 };
 
 // Print, count, and abort when abort_on_error is set.
