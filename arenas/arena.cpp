@@ -103,41 +103,48 @@ unsigned arena_core::refill(unsigned cls, void** out, unsigned count) noexcept {
   return n;
 }
 
+// Put one object back on its slab; move the slab between the bin's lists as
+// it stops being full or becomes empty. REQUIRES: b.lock held.
+void return_to_slab(arena_core& a, bin& b, slab* owner, void* object) {
+  auto* node = static_cast<free_object*>(object);
+  node->next = owner->free_list;
+  owner->free_list = node;
+  --owner->used;
+  ++b.stats.objects_back;
+  if (owner == b.current) return;
+  if (owner->empty()) {
+    if (owner->in_partial_list) b.partial.remove(owner);
+    owner->in_partial_list = false;
+    if (!b.spare) {
+      // Keep one empty slab whole, as if new, to damp create/destroy churn.
+      owner->free_list = nullptr;
+      owner->bump = 0;
+      b.spare = owner;
+      return;
+    }
+    --b.stats.slabs;
+    release_slab_pages(a, owner);
+  } else if (!owner->in_partial_list) {
+    b.partial.push_front(owner);
+    owner->in_partial_list = true;
+  }
+}
+
 void free_to_slabs(void* const* objects, unsigned count) noexcept {
+  if (count == 0) return;
   unsigned i = 0;
+  slab* owner = page_map::lookup(objects[0]).owner();
   while (i < count) {
-    slab* s = page_map::lookup(objects[i]).owner();
-    arena_core& a = *s->owner;
-    bin& b = a.bins[s->size_class];
+    arena_core& a = *owner->owner;
+    const unsigned cls = owner->size_class;
+    bin& b = a.bins[cls];
     lock_guard guard(b.lock);
-    // Objects from the same bin usually come in runs: take them under one lock.
-    for (; i < count; ++i) {
-      slab* owner = page_map::lookup(objects[i]).owner();
-      if (owner->owner != &a || owner->size_class != s->size_class) break;
-      auto* object = static_cast<free_object*>(objects[i]);
-      object->next = owner->free_list;
-      owner->free_list = object;
-      --owner->used;
-      ++b.stats.objects_back;
-      if (owner == b.current) continue;
-      if (owner->empty()) {
-        if (owner->in_partial_list) b.partial.remove(owner);
-        owner->in_partial_list = false;
-        --b.stats.slabs;
-        slab* victim = owner;
-        if (!b.spare) {
-          // Keep it whole, as if new: its objects are all free again.
-          victim->free_list = nullptr;
-          victim->bump = 0;
-          b.spare = victim;
-          ++b.stats.slabs;
-          continue;
-        }
-        release_slab_pages(a, victim);
-      } else if (!owner->in_partial_list) {
-        b.partial.push_front(owner);
-        owner->in_partial_list = true;
-      }
+    // Objects of one bin usually come in runs: take them under one lock.
+    while (true) {
+      return_to_slab(a, b, owner, objects[i]);
+      if (++i == count) break;
+      owner = page_map::lookup(objects[i]).owner();
+      if (owner->owner != &a || owner->size_class != cls) break;
     }
   }
 }

@@ -6,6 +6,8 @@
 #include <cstdlib>
 #include <cstring>
 #include <dlfcn.h>
+#include <fcntl.h>
+#include <pthread.h>
 #include <link.h>
 #include <ucontext.h>
 #include <unistd.h>
@@ -54,8 +56,6 @@ const unsigned char* first_mismatch(const void* p, std::size_t n, unsigned char 
 // Guarded: [guard page][canary][user block, ending on the next page][guard page]
 
 std::size_t left_redzone(std::size_t alignment) { return alignment > redzone ? alignment : redzone; }
-
-void* raw_for(const block_record& r) { return r.raw; }
 
 bool allocate_guarded(block_record& r, std::size_t size, std::size_t alignment) {
   std::size_t page = os::page_size;
@@ -403,9 +403,25 @@ void report_leaks() {
 
 void at_exit() { check_at_exit(); }
 
+// fork(): the child must not inherit a registry stripe or quarantine shard
+// locked by a thread that does not exist in it.
+void fork_prepare() {
+  for (quarantine_shard& q : quarantine) q.lock.lock();
+  registry::lock_all();
+}
+void fork_parent() {
+  registry::unlock_all(false);
+  for (quarantine_shard& q : quarantine) q.lock.unlock();
+}
+void fork_child() {
+  registry::unlock_all(true);
+  for (quarantine_shard& q : quarantine) q.lock.reset_after_fork();
+}
+
 __attribute__((constructor)) void start_debug_layer() {
   pcm::ensure_initialised();
   if (config.guard) install_fault_handler();
+  pthread_atfork(fork_prepare, fork_parent, fork_child);
   std::atexit(at_exit);
 }
 

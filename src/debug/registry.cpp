@@ -117,6 +117,18 @@ block_record* registry::containing(std::uintptr_t address) noexcept {
   return best;
 }
 
+void registry::lock_all() noexcept {
+  setup_lock.lock();
+  for (stripe& s : stripes) s.lock.lock();
+}
+
+void registry::unlock_all(bool child) noexcept {
+  for (stripe& s : stripes) {
+    if (child) s.lock.reset_after_fork(); else s.lock.unlock();
+  }
+  if (child) setup_lock.reset_after_fork(); else setup_lock.unlock();
+}
+
 std::size_t registry::live_count() noexcept { return live.load(std::memory_order_relaxed); }
 
 }  // namespace pcm::debug

@@ -54,6 +54,9 @@ class registry {
   // included) contains address (slow: a scan; for reports only).
   static block_record* containing(std::uintptr_t address) noexcept;
   static std::size_t live_count() noexcept;
+  // fork(): hold every stripe across it; the child forces them open.
+  static void lock_all() noexcept;
+  static void unlock_all(bool child) noexcept;
 
  private:
   static std::size_t bucket_count() noexcept;
