@@ -1,0 +1,19 @@
+// The api suite's one main: doctest, plus helper modes that config_test.cpp
+// re-executes this binary with (a child must start fresh to read its environment).
+#define DOCTEST_CONFIG_IMPLEMENT
+#include <doctest/doctest.h>
+
+#include <cstdio>
+#include <cstring>
+
+#include <pcmalloc/pcmalloc.h>
+
+int main(int argc, char** argv) {
+  // Prints what the allocator chose at start-up, one value a line.
+  if (argc == 2 && std::strcmp(argv[1], "--child=report-config") == 0) {
+    std::printf("%s\n%u\n", pcm_cache_mode(), pcm_arena_count());
+    return 0;
+  }
+  doctest::Context context(argc, argv);
+  return context.run();
+}
