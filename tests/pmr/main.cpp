@@ -1,0 +1,3 @@
+// The pmr suite's one main: doctest.
+#define DOCTEST_CONFIG_IMPLEMENT_WITH_MAIN
+#include <doctest/doctest.h>
