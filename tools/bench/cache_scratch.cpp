@@ -1,0 +1,44 @@
+// Passive false sharing, in the manner of Hoard's cache-scratch: main allocates one
+// small object per thread, back to back (so likely on one cache line), and hands
+// one to each thread; the thread frees it, then keeps allocating, writing and
+// freeing its own. An allocator that gives the freed neighbour straight back to
+// the freeing thread keeps the threads writing one shared line.
+#include "bench_common.hpp"
+
+namespace {
+
+uint64_t scratch(char* handed, uint64_t iterations, uint64_t writes, size_t object_size) {
+  uint64_t sum = static_cast<unsigned char>(handed[0]);
+  std::free(handed);
+  for (uint64_t i = 0; i < iterations; ++i) {
+    char* object = static_cast<char*>(std::malloc(object_size));
+    volatile char* cell = object;
+    for (uint64_t w = 0; w < writes; ++w)
+      for (size_t k = 0; k < object_size; ++k) cell[k] = static_cast<char>(w + k);
+    sum += static_cast<unsigned char>(cell[object_size - 1]);
+    std::free(object);
+  }
+  return sum;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  auto args = bench::parse_args(argc, argv, "THREADS ITERATIONS [WRITES=100] [OBJECT_SIZE=8]", 2, {1, 0, 100, 8});
+  unsigned threads = static_cast<unsigned>(args[0]);
+  size_t object_size = args[3] ? args[3] : 1;
+  std::vector<uint64_t> sums(threads);
+  bench::stopwatch clock;
+  std::vector<char*> handed(threads);
+  for (unsigned i = 0; i < threads; ++i) {
+    handed[i] = static_cast<char*>(std::malloc(object_size));
+    std::memset(handed[i], static_cast<int>(i + 1), object_size);
+  }
+  bench::run_threads(threads, [&](unsigned i) {
+    sums[i] = scratch(handed[i], bench::share(args[1], threads, i), args[2], object_size);
+  });
+  uint64_t checksum = 0;
+  for (uint64_t sum : sums) checksum += sum;
+  bench::report("cache_scratch", threads, clock.seconds(), args[1], checksum);
+  return 0;
+}
