@@ -40,6 +40,7 @@ private:
 
 // A size in [low, high] skewed towards low: u^3 puts half the mass in the lowest
 // eighth of the range, as in programs dominated by small nodes and bignum digits.
+// The range must stay below 2^16 so (high - low) * u^3 fits in 64 bits.
 inline size_t skewed_size(rng& random, size_t low, size_t high) {
   uint64_t u = random.below(1u << 16);
   return low + static_cast<size_t>(((high - low) * u * u * u) >> 48);

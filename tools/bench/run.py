@@ -412,7 +412,7 @@ set logscale y 2
 set grid ytics
 set ylabel 'median time / {baseline}'
 set xtics rotate by -40 left nomirror
-set key top left horizontal
+set key top left horizontal reverse Left samplen 2 width 1
 set datafile missing 'NaN'
 set arrow from graph 0, first 1 to graph 1, first 1 nohead lw 1.5 dt 2 lc rgb 'black' front
 plot {columns}
