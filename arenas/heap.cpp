@@ -89,6 +89,7 @@ void thread_exit(void* value) {
 cache_set* own_thread_cache() noexcept {
   cache_set* set = thread_cache;
   if (set != &no_cache) return set == &exited_cache ? nullptr : set;
+  set = nullptr;
   {
     lock_guard guard(registry_lock);
     if (spare_sets) { set = spare_sets; spare_sets = set->next_thread; }
@@ -364,6 +365,7 @@ void* block_start(const void* p) noexcept {
   std::uintptr_t slab_start = (a & ~std::uintptr_t(os::page_size - 1)) - (std::uintptr_t(e.page_offset()) << os::page_shift);
   std::uint64_t index = ((a - slab_start) * size_classes[cls].reciprocal) >> 32;
   if (index * size_classes[cls].size > a - slab_start) --index;   // the reciprocal rounds up
+  if (index >= size_classes[cls].objects) return nullptr;            // the slab's unused tail
   return reinterpret_cast<void*>(slab_start + index * size_classes[cls].size);
 }
 

@@ -56,13 +56,16 @@ void explicit_free_small(arena_core& owner, unsigned cls, void* p) noexcept;
 
 // True when p is the first byte of an object of small class `cls`: the offset
 // from the slab start must be a multiple of the class size (checked with a
-// multiply by the reciprocal; exact whenever the offset is a multiple).
+// multiply by the reciprocal; exact whenever the offset is a multiple) and
+// below the slab's last object.
 [[gnu::always_inline]] inline bool is_object_start(const void* p, page_entry e, unsigned cls) noexcept {
   auto a = reinterpret_cast<std::uintptr_t>(p);
   std::uintptr_t slab_start = (a & ~std::uintptr_t(os::page_size - 1)) - (std::uintptr_t(e.page_offset()) << os::page_shift);
   std::uint64_t offset = a - slab_start;
-  std::uint64_t index = (offset * size_classes[cls].reciprocal) >> 32;
-  return index * size_classes[cls].size == offset;
+  const size_class_info& info = size_classes[cls];
+  std::uint64_t index = (offset * info.reciprocal) >> 32;
+  // A multiple of the size past the last object is the slab's unused tail.
+  return index * info.size == offset && index < info.objects;
 }
 }  // namespace detail
 
