@@ -88,7 +88,9 @@ void* local_resource::carve(std::size_t size, std::size_t alignment) {
   char* p = align_up(cursor_, alignment);
   if (!cursor_ || p + size > limit_) [[unlikely]] {
     // Blocks are cache-line aligned; a 16-byte header links them.
-    std::size_t bytes = next_block_;
+    // Big enough for this object whatever the block schedule says.
+    std::size_t fits = align_up(sizeof(block) + alignment + size, cache_line);
+    std::size_t bytes = next_block_ > fits ? next_block_ : fits;
     auto* b = static_cast<block*>(upstream_->allocate(bytes, cache_line));
     if (next_block_ < largest_block) next_block_ *= 2;
     b->next = blocks_;

@@ -4,6 +4,7 @@
 #include <cstdarg>
 #include <cstdio>
 #include <cstring>
+#include <fcntl.h>
 #include <unistd.h>
 
 #include "options.hpp"
@@ -17,6 +18,8 @@ using pcm::text_writer;
 using ull = unsigned long long;
 const char* mode_name(pcm::cache_mode m) { return m == pcm::cache_mode::per_cpu ? "per-cpu (rseq)" : "per-thread"; }
 double ratio(std::uint64_t part, std::uint64_t whole) { return whole ? double(part) / double(whole) : 0.0; }
+// 1 - live / held; no memory held is no fragmentation.
+double fragmentation(std::uint64_t live, std::uint64_t held) { return held ? 1.0 - double(live) / double(held) : 0.0; }
 double mib(std::uint64_t bytes) { return double(bytes) / (1024.0 * 1024.0); }
 
 void write_text(text_writer& w, const pcm::stats::snapshot& s) {
@@ -24,7 +27,7 @@ void write_text(text_writer& w, const pcm::stats::snapshot& s) {
   w.put("  resident %.1f MiB, mapped %.1f MiB, metadata %.1f MiB, dirty %.1f MiB, purged %.1f MiB (total)\n",
         mib(s.resident_bytes), mib(s.mapped_bytes), mib(s.metadata_bytes), mib(s.dirty_bytes), mib(s.purged_bytes));
   w.put("  small: %.2f MiB live in %.2f MiB of slabs (fragmentation %.1f%%); large: %llu blocks, %.2f MiB; huge: %llu blocks, %.2f MiB\n",
-        mib(s.small_live_bytes), mib(s.small_slab_bytes), 100.0 * (1.0 - ratio(s.small_live_bytes, s.small_slab_bytes)),
+        mib(s.small_live_bytes), mib(s.small_slab_bytes), 100.0 * fragmentation(s.small_live_bytes, s.small_slab_bytes),
         ull(s.large_count), mib(s.large_live_bytes), ull(s.huge_count), mib(s.huge_live_bytes));
   w.put("  %8s %12s %8s %10s %12s %6s %10s %10s %8s %6s\n", "size", "requests", "hit%", "misses", "frees",
         "slabs", "slab KiB", "live", "cached", "frag%");
@@ -34,7 +37,7 @@ void write_text(text_writer& w, const pcm::stats::snapshot& s) {
     w.put("  %8zu %12llu %8.2f %10llu %12llu %6llu %10llu %10llu %8llu %6.1f\n", c.size, ull(c.requests),
           100.0 * ratio(c.cache_hits, c.requests), ull(c.cache_misses), ull(c.frees), ull(c.slabs),
           ull(c.slab_bytes / 1024), ull(c.live_objects), ull(c.cached_objects),
-          100.0 * (1.0 - ratio(c.live_objects * c.size, c.slab_bytes)));
+          100.0 * fragmentation(c.live_objects * c.size, c.slab_bytes));
   }
 }
 
@@ -101,10 +104,18 @@ void write_any(text_writer& w, int format) {
   else write_text(w, s);
 }
 
-// PCMALLOC_CONF=stats_print:true prints at exit (after the program's own destructors).
+// PCMALLOC_CONF=stats_print:true prints at exit (after the program's own
+// destructors). Programs may close stderr on their way out (coreutils does),
+// so the descriptor is duplicated at start-up.
+int exit_fd = -1;
+
+__attribute__((constructor)) void prepare_exit_report() {
+  pcm::ensure_initialised();
+  if (pcm::config.stats_print || pcm::config.stats_json) exit_fd = fcntl(STDERR_FILENO, F_DUPFD_CLOEXEC, 3);
+}
+
 __attribute__((destructor)) void print_at_exit() {
-  if (pcm::config.stats_print || pcm::config.stats_json)
-    pcm_stats_write(STDERR_FILENO, pcm::config.stats_json ? PCM_STATS_JSON : PCM_STATS_TEXT);
+  if (exit_fd >= 0) pcm_stats_write(exit_fd, pcm::config.stats_json ? PCM_STATS_JSON : PCM_STATS_TEXT);
 }
 
 }  // namespace

@@ -21,9 +21,11 @@ __thread std::int32_t cached_thread_id __attribute__((tls_model("initial-exec"))
 
 constexpr unsigned max_depth = 64;
 
+// Duplicated at start-up: programs may close stderr before the exit checks run.
 int output_fd() {
   if (report_fd >= 0) return report_fd;
-  report_fd = STDERR_FILENO;
+  report_fd = fcntl(STDERR_FILENO, F_DUPFD_CLOEXEC, 3);
+  if (report_fd < 0) report_fd = STDERR_FILENO;
   if (config.report_file[0]) {
     int fd = ::open(config.report_file, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
     if (fd >= 0) report_fd = fd;
