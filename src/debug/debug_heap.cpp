@@ -18,6 +18,7 @@
 #include "platform/platform.hpp"
 #include "reporter.hpp"
 #include "stack_trace.hpp"
+#include "symbolize.hpp"
 
 extern "C" void* __libc_stack_end;
 
@@ -57,8 +58,16 @@ const unsigned char* first_mismatch(const void* p, std::size_t n, unsigned char 
 
 std::size_t left_redzone(std::size_t alignment) { return alignment > redzone ? alignment : redzone; }
 
-bool allocate_guarded(block_record& r, std::size_t size, std::size_t alignment) {
+// The block ends exactly where the guard page starts whenever its alignment
+// allows: a default-aligned request needs no more alignment than the largest
+// power of two dividing its size (sizeof(T) is a multiple of alignof(T)), so
+// an overflow by a single byte faults.
+bool allocate_guarded(block_record& r, std::size_t size, std::size_t alignment, bool default_alignment) {
   std::size_t page = os::page_size;
+  if (default_alignment && size) {
+    std::size_t natural = size & (~size + 1);
+    alignment = natural < alignment ? natural : alignment;
+  }
   std::size_t body = round_up(size ? size : 1, alignment);
   std::size_t data = round_up(body + redzone, page);
   std::size_t total = data + 2 * page;
@@ -128,11 +137,10 @@ void release_block(block_record* r) {
 }
 
 // A block leaving quarantine (or checked at exit): still poisoned?
-void verify_freed(block_record& r) {
+void verify_freed(block_record& r, const char* what) {
   if (!r.guarded) {
     if (const unsigned char* bad = first_mismatch(reinterpret_cast<void*>(r.user), r.size, freed_byte)) {
-      report({error_kind::use_after_free, "the block was written after it was freed (found when it left quarantine)",
-              reinterpret_cast<std::uintptr_t>(bad), &r});
+      report({error_kind::use_after_free, what, reinterpret_cast<std::uintptr_t>(bad), &r});
       return;
     }
   }
@@ -162,7 +170,7 @@ void quarantine_push(block_record* r) {
   }
   while (evicted) {
     block_record* next = evicted->next_quarantined;
-    verify_freed(*evicted);
+    verify_freed(*evicted, "the block was written after it was freed (found when it left quarantine)");
     release_block(evicted);
     evicted = next;
   }
@@ -414,12 +422,14 @@ void fork_parent() {
   for (quarantine_shard& q : quarantine) q.lock.unlock();
 }
 void fork_child() {
+  symbolize_after_fork_child();
   registry::unlock_all(true);
   for (quarantine_shard& q : quarantine) q.lock.reset_after_fork();
 }
 
 __attribute__((constructor)) void start_debug_layer() {
   pcm::ensure_initialised();
+  prepare_reports();
   if (config.guard) install_fault_handler();
   pthread_atfork(fork_prepare, fork_parent, fork_child);
   std::atexit(at_exit);
@@ -430,12 +440,13 @@ __attribute__((constructor)) void start_debug_layer() {
 // ---- entry points ---------------------------------------------------------------------
 
 void* allocate(std::size_t size, std::size_t alignment, alloc_kind kind, bool zero) noexcept {
+  const bool default_alignment = alignment <= 16;
   if (alignment < 16) alignment = 16;
   if (size > (std::size_t(1) << 46)) { errno = ENOMEM; return nullptr; }
   block_record staging{};
   bool guarded = config.guard && alignment <= os::page_size;
   if (guarded) {
-    if (!allocate_guarded(staging, size, alignment)) { errno = ENOMEM; return nullptr; }
+    if (!allocate_guarded(staging, size, alignment, default_alignment)) { errno = ENOMEM; return nullptr; }
   } else {
     std::size_t left = left_redzone(alignment);
     void* raw = alignment > 16 ? pcm::allocate_aligned(alignment, left + size + redzone) : pcm::allocate(left + size + redzone);
@@ -536,9 +547,13 @@ bool owns(const void* p) noexcept {
 }
 
 void check_at_exit() noexcept {
+  registry::for_each([](block_record& r) {
+    if (r.state == block_state::live) check_canaries(r);
+  });
   for (quarantine_shard& q : quarantine) {
     lock_guard guard(q.lock);
-    for (block_record* r = q.head; r; r = r->next_quarantined) verify_freed(*r);
+    for (block_record* r = q.head; r; r = r->next_quarantined)
+      verify_freed(*r, "the block was written after it was freed (found at exit)");
   }
   if (config.leaks) report_leaks();
   if (errors_reported()) {

@@ -2,6 +2,7 @@
 
 #include <atomic>
 #include <fcntl.h>
+#include <link.h>
 #include <unistd.h>
 
 #include "lock.hpp"
@@ -148,9 +149,50 @@ std::int32_t current_thread() noexcept {
   return cached_thread_id;
 }
 
+namespace {
+// The debug library's own code: stacks start at its entry point (malloc,
+// operator new, ...), whatever inlining did to the frames inside it.
+std::uintptr_t own_text_begin = 0, own_text_end = 0;
+
+int find_own_text(dl_phdr_info* info, std::size_t, void*) {
+  auto here = reinterpret_cast<std::uintptr_t>(&find_own_text);
+  for (int i = 0; i < info->dlpi_phnum; ++i) {
+    const auto& ph = info->dlpi_phdr[i];
+    if (ph.p_type != PT_LOAD || !(ph.p_flags & PF_X)) continue;
+    std::uintptr_t begin = info->dlpi_addr + ph.p_vaddr, end = begin + ph.p_memsz;
+    if (here >= begin && here < end) {
+      own_text_begin = begin;
+      own_text_end = end;
+      return 1;
+    }
+  }
+  return 0;
+}
+}  // namespace
+
+void prepare_reports() noexcept {
+  dl_iterate_phdr(find_own_text, nullptr);
+  output_fd();
+  void* warm_up[4];
+  capture(warm_up, 4, 0);   // libunwind's first use in a process may set itself up
+}
+
 unsigned capture_here(void** frames, unsigned max) noexcept {
+  void* all[128];
+  unsigned depth = capture(all, 128, 0);
+  // Start at the program's call into this library (malloc, operator new, ...):
+  // the debug layer's own frames say nothing about the program.
+  unsigned first = 0;
+  auto inside = [](void* pc) {
+    auto a = reinterpret_cast<std::uintptr_t>(pc);
+    return a >= own_text_begin && a < own_text_end;
+  };
+  while (first < depth && inside(all[first])) ++first;
+  if (first == depth) first = 0;
   unsigned limit = config.stack_depth < max ? config.stack_depth : max;
-  return capture(frames, limit, 2);   // skip capture_here and the debug layer's entry
+  unsigned n = 0;
+  for (unsigned i = first; i < depth && n < limit; ++i) frames[n++] = all[i];
+  return n;
 }
 
 std::uint64_t errors_reported() noexcept { return error_total.load(std::memory_order_relaxed); }
@@ -165,7 +207,7 @@ void report(const error_report& r) noexcept {
     stacks[0].depth = r.depth < max_depth ? r.depth : max_depth;
     for (unsigned i = 0; i < stacks[0].depth; ++i) stacks[0].frames[i] = r.frames[i];
   } else {
-    stacks[0].depth = capture(stacks[0].frames, max_depth, 1);
+    stacks[0].depth = capture_here(stacks[0].frames, max_depth);
   }
   unsigned count = 1;
   if (r.block && r.kind != error_kind::memory_leak) {

@@ -45,6 +45,9 @@ struct error_report {
 void report(const error_report& r) noexcept;
 std::uint64_t errors_reported() noexcept;
 std::int32_t current_thread() noexcept;   // kernel thread id, cached
+// The calling thread's stack from the debug library's entry point outwards.
 unsigned capture_here(void** frames, unsigned max) noexcept;
+// At start-up: duplicate the report descriptor, find our own code, warm libunwind.
+void prepare_reports() noexcept;
 
 }  // namespace pcm::debug
