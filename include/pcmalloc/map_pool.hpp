@@ -165,20 +165,27 @@ class map_pool {
   map_pool(const map_pool&) = delete;
   map_pool& operator=(const map_pool&) = delete;
 
-  // Build n idle maps now, so that the first acquires hit.
+  // Build n idle maps now, so that the first acquires hit. A dispose() from
+  // another thread meanwhile wins: the maps not yet parked are dropped.
   void prewarm(std::size_t n) {
     pool_state expected = pool_state::initialised;
-    if (!state_.compare_exchange_strong(expected, pool_state::warming) && expected != pool_state::ready) return;
-    state_.store(pool_state::warming);
+    if (!state_.compare_exchange_strong(expected, pool_state::warming)) {
+      if (expected != pool_state::ready || !state_.compare_exchange_strong(expected, pool_state::warming)) return;
+    }
     for (std::size_t i = 0; i < n; ++i) {
       shard& sh = shards_[i % shard_count_];
-      if (sh.count >= per_shard_idle_) break;
       entry* e = create();
       sh.lock.lock();
-      park(sh, e);
+      bool keep = state_.load(std::memory_order_acquire) == pool_state::warming && sh.count < per_shard_idle_;
+      if (keep) park(sh, e);
       sh.lock.unlock();
+      if (!keep) {
+        destroy(e);
+        break;
+      }
     }
-    state_.store(pool_state::ready);
+    expected = pool_state::warming;
+    state_.compare_exchange_strong(expected, pool_state::ready);
   }
 
   handle acquire() {
@@ -308,12 +315,15 @@ class map_pool {
       e->returned_at = pcm_debug_stack();
       e->resource.debug_park(e->returned_at);
     }
-    pool_state s = state_.load(std::memory_order_acquire);
-    bool keep = (s == pool_state::ready || s == pool_state::warming) && !over_budget();
+    const bool within_budget = !over_budget();
     shard& sh = shards_[pcm_current_cpu() % shard_count_];
     sh.lock.lock();
     ++sh.releases;
-    keep = keep && sh.count < per_shard_idle_;
+    // The state is read under the shard lock: dispose() empties each shard
+    // under the same lock after changing the state, so a map is either parked
+    // before that (and dropped by dispose) or sees the new state here.
+    pool_state s = state_.load(std::memory_order_acquire);
+    bool keep = (s == pool_state::ready || s == pool_state::warming) && within_budget && sh.count < per_shard_idle_;
     if (keep) park(sh, e);
     else ++sh.drops;
     sh.lock.unlock();
