@@ -16,16 +16,9 @@ struct cache_block { cache_block* next; };
 mutex blocks_lock;
 cache_block* spare_blocks = nullptr;
 
-std::size_t slots_per_set() {
-  std::size_t n = 0;
-  for (unsigned cls = first_class; cls < cache_bins; ++cls)
-    n += cache_capacity(cls, config.cache_class_bytes, config.cache_max_objects);
-  return n;
-}
-
 cache_set* make_cpu_sets() {
   unsigned cpus = os::cpu_count();
-  std::size_t slots = slots_per_set();
+  std::size_t slots = detail::slots_per_cache_set();
   std::size_t bytes = std::size_t(cpus) * (sizeof(cache_set) + slots * sizeof(void*));
   void* memory = nullptr;
   {
@@ -36,13 +29,7 @@ cache_set* make_cpu_sets() {
   if (!memory) return nullptr;
   auto* sets = static_cast<cache_set*>(memory);
   auto* slot = reinterpret_cast<void**>(sets + cpus);
-  for (unsigned cpu = 0; cpu < cpus; ++cpu) {
-    for (unsigned cls = first_class; cls < cache_bins; ++cls) {
-      std::uint32_t capacity = cache_capacity(cls, config.cache_class_bytes, config.cache_max_objects);
-      sets[cpu].bins[cls] = cache_bin{0, capacity, slot, 0, 0};
-      slot += capacity;
-    }
-  }
+  for (unsigned cpu = 0; cpu < cpus; ++cpu) detail::set_up_bins(sets[cpu], slot + std::size_t(cpu) * slots);
   return sets;
 }
 

@@ -66,12 +66,21 @@ struct arena_source {
   void drain(void* const* objects, unsigned n) noexcept { free_to_slabs(objects, n); }
 };
 
-void set_up_bins(cache_set& set, void** slots) {
+}  // namespace
+
+namespace detail {
+std::size_t slots_per_cache_set() noexcept { return slots_per_set; }
+
+void set_up_bins(cache_set& set, void** slots) noexcept {
   for (unsigned cls = first_class; cls < cache_bins; ++cls) {
     set.bins[cls] = cache_bin{0, class_capacity[cls], slots, 0, 0};
     slots += class_capacity[cls];
   }
 }
+}  // namespace detail
+
+namespace {
+using detail::set_up_bins;
 
 void thread_exit(void* value) {
   auto* set = static_cast<cache_set*>(value);
@@ -362,7 +371,7 @@ void* block_start(const void* p) noexcept {
   if (cls == 0) return nullptr;
   auto a = reinterpret_cast<std::uintptr_t>(p);
   if (!is_small_class(cls)) return reinterpret_cast<void*>(e.owner()->start);
-  std::uintptr_t slab_start = (a & ~std::uintptr_t(os::page_size - 1)) - (std::uintptr_t(e.page_offset()) << os::page_shift);
+  std::uintptr_t slab_start = detail::slab_start_of(a, e);
   std::uint64_t index = ((a - slab_start) * size_classes[cls].reciprocal) >> 32;
   if (index * size_classes[cls].size > a - slab_start) --index;   // the reciprocal rounds up
   if (index >= size_classes[cls].objects) return nullptr;            // the slab's unused tail

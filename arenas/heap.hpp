@@ -39,6 +39,10 @@ slab* checked_block(const char* operation, const void* p, page_entry e) noexcept
 // object; or make room in this CPU's bin and push p.
 void* cpu_refill(cache_set* sets, char* area, arena_core& source, unsigned cls) noexcept;
 void cpu_give_back(cache_set* sets, char* area, unsigned cls, void* p) noexcept;
+// A cache set's bins with the configured capacities over `slots`
+// (slots_per_cache_set() pointers).
+void set_up_bins(cache_set& set, void** slots) noexcept;
+std::size_t slots_per_cache_set() noexcept;
 // explicit_arena.cpp: a small object of an explicit arena freed through free().
 void explicit_free_small(arena_core& owner, unsigned cls, void* p) noexcept;
 [[gnu::noinline]] void deallocate_slow(void* p, page_entry e) noexcept;
@@ -58,10 +62,12 @@ void explicit_free_small(arena_core& owner, unsigned cls, void* p) noexcept;
 // from the slab start must be a multiple of the class size (checked with a
 // multiply by the reciprocal; exact whenever the offset is a multiple) and
 // below the slab's last object.
+[[gnu::always_inline]] inline std::uintptr_t slab_start_of(std::uintptr_t a, page_entry e) noexcept {
+  return (a & ~std::uintptr_t(os::page_size - 1)) - (std::uintptr_t(e.page_offset()) << os::page_shift);
+}
 [[gnu::always_inline]] inline bool is_object_start(const void* p, page_entry e, unsigned cls) noexcept {
   auto a = reinterpret_cast<std::uintptr_t>(p);
-  std::uintptr_t slab_start = (a & ~std::uintptr_t(os::page_size - 1)) - (std::uintptr_t(e.page_offset()) << os::page_shift);
-  std::uint64_t offset = a - slab_start;
+  std::uint64_t offset = a - slab_start_of(a, e);
   const size_class_info& info = size_classes[cls];
   std::uint64_t index = (offset * info.reciprocal) >> 32;
   // A multiple of the size past the last object is the slab's unused tail.
