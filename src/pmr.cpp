@@ -125,7 +125,9 @@ void* local_resource::do_allocate(std::size_t bytes, std::size_t alignment) {
     return carve(size, natural > cache_line ? cache_line : (natural < alignment ? alignment : natural));
   }
   std::size_t header = align_up(sizeof(large), alignment < 16 ? 16 : alignment);
-  auto* l = static_cast<large*>(upstream_->allocate(header + bytes, alignment < 16 ? 16 : alignment));
+  std::size_t total;
+  if (__builtin_add_overflow(header, bytes, &total)) throw std::bad_alloc();   // no upstream can give that
+  auto* l = static_cast<large*>(upstream_->allocate(total, alignment < 16 ? 16 : alignment));
   l->bytes = header + bytes;
   l->alignment = alignment < 16 ? 16 : alignment;
   l->prev = nullptr;
@@ -190,7 +192,9 @@ void local_resource::release() noexcept {
 // ---- scoped_resource --------------------------------------------------------
 
 void* scoped_resource::grow(std::size_t bytes, std::size_t alignment) {
-  std::size_t needed = align_up(sizeof(block), alignment) + bytes;
+  std::size_t needed;
+  if (__builtin_add_overflow(align_up(sizeof(block), alignment), bytes, &needed) || needed > SIZE_MAX - 4096)
+    throw std::bad_alloc();   // no upstream can give that
   block* b = nullptr;
   // A kept block that is big enough, else a new one (growing geometrically).
   for (block** link = &spare_; *link; link = &(*link)->next) {
@@ -214,7 +218,8 @@ void* scoped_resource::grow(std::size_t bytes, std::size_t alignment) {
 
 void* scoped_resource::do_allocate(std::size_t bytes, std::size_t alignment) {
   char* p = align_up(cursor_, alignment);
-  if (cursor_ && p + bytes <= limit_) [[likely]] {
+  // Compared as sizes: p + bytes could wrap around for an impossible request.
+  if (cursor_ && p <= limit_ && bytes <= std::size_t(limit_ - p)) [[likely]] {
     cursor_ = p + bytes;
     return p;
   }
