@@ -1,5 +1,6 @@
 #include "debug_heap.hpp"
 
+#include <algorithm>
 #include <cerrno>
 #include <csignal>
 #include <cstdio>
@@ -102,7 +103,9 @@ bool check_canaries(const block_record& r) {
   auto* user = reinterpret_cast<unsigned char*>(r.user);
   unsigned char* left = r.guarded ? raw + os::page_size : raw;
   unsigned char* end = r.guarded ? raw + r.raw_bytes - os::page_size : raw + r.raw_bytes;
-  // The byte nearest the block tells the direction best.
+  // The byte nearest the block tells the direction best (searched only once
+  // the word-wise check found damage).
+  if (first_mismatch(left, std::size_t(user - left), canary_byte))
   for (unsigned char* b = user; b-- > left;) {
     if (*b != canary_byte) {
       report({error_kind::heap_buffer_underflow, "the canary before the block was overwritten",
@@ -176,6 +179,8 @@ void quarantine_push(block_record* r) {
   }
 }
 
+bool mapping_of(std::uintptr_t address, std::uintptr_t* begin, std::uintptr_t* end);
+
 // ---- invalid pointers --------------------------------------------------------------
 // Say what a pointer that is no live block is: inside a block, a freed block,
 // the stack, a global, or memory that is not ours.
@@ -191,7 +196,10 @@ void report_unknown_pointer(const void* p, const char* operation, error_kind kin
   int dummy;
   auto stack_top = reinterpret_cast<std::uintptr_t>(__libc_stack_end);
   auto stack_here = reinterpret_cast<std::uintptr_t>(&dummy);
-  if (address >= stack_here && address < stack_top)
+  std::uintptr_t map_begin = 0, map_end = 0;
+  bool on_this_stack = (address >= stack_here && address < stack_top) ||
+                       (mapping_of(address, &map_begin, &map_end) && stack_here >= map_begin && stack_here < map_end);
+  if (on_this_stack)
     std::snprintf(what, sizeof what, "%s of a pointer to the stack", operation);
   else if (dladdr(p, &info) && info.dli_fname)
     std::snprintf(what, sizeof what, "%s of a pointer to a global or static object (in %s%s%s)", operation,
@@ -264,28 +272,28 @@ void install_fault_handler() {
 }
 
 // ---- leak scan -------------------------------------------------------------------------
-// Conservative mark phase (LeakSanitizer-style): roots are the writable
-// segments of every loaded object, the main thread's stack and its TLS; then
+// Conservative mark phase (LeakSanitizer-style). Roots: the writable segments
+// of every loaded object, and every private writable anonymous mapping of the
+// process (all threads' stacks, their TLS and thread control blocks, cached
+// stacks of exited threads that glibc keeps with their TLS, memory the program
+// mapped itself), except the memory of the blocks themselves and the registry's
+// records; the calling thread's stack only from its stack pointer up. Then
 // every reachable block's contents. Unreachable live blocks are leaks.
 struct work_list {
   block_record** items = nullptr;
   std::size_t count = 0, capacity = 0;
-  void push(block_record* r) {
-    if (count == capacity) {
-      std::size_t grown = capacity ? capacity * 2 : 4096;
-      auto* fresh = static_cast<block_record**>(os::map(grown * sizeof(block_record*)));
-      if (!fresh) return;
-      if (items) {
-        std::memcpy(fresh, items, count * sizeof(block_record*));
-        os::unmap(items, capacity * sizeof(block_record*));
-      }
-      items = fresh;
-      capacity = grown;
-    }
-    items[count++] = r;
+  // Sized once before the scan: a block is pushed at most once (it is marked
+  // first), so the list never grows while mappings are being read.
+  bool reserve(std::size_t n) {
+    capacity = n ? n : 1;
+    items = static_cast<block_record**>(os::map(capacity * sizeof(block_record*)));
+    return items != nullptr;
   }
+  void push(block_record* r) { if (count < capacity) items[count++] = r; }
+  ~work_list() { if (items) os::unmap(items, capacity * sizeof(block_record*)); }
 };
 
+// A pointer to a live block's first byte or into its user bytes (not its redzones).
 block_record* block_at(std::uintptr_t value) {
   if (value < 4096) return nullptr;
   if (block_record* r = registry::find(value)) return r;   // the usual case: a pointer to the start
@@ -294,7 +302,7 @@ block_record* block_at(std::uintptr_t value) {
   // Interior pointer into a plain block: its record is at raw + left redzone.
   for (std::size_t left = redzone; left <= os::page_size; left *= 2) {
     block_record* r = registry::find(reinterpret_cast<std::uintptr_t>(raw) + left);
-    if (r && !r->guarded && r->raw == raw) return r;
+    if (r && !r->guarded && r->raw == raw) return value >= r->user && value < r->user + r->size ? r : nullptr;
   }
   return nullptr;
 }
@@ -323,35 +331,141 @@ int scan_module(dl_phdr_info* info, std::size_t, void* data) {
   return 0;
 }
 
+// Memory that must not count as a root, sorted by start.
+struct excluded_range { std::uintptr_t begin, end; };
+struct exclusions {
+  excluded_range* items = nullptr;
+  std::size_t count = 0, capacity = 0;
+  bool build() {
+    capacity = registry::live_count() + 4096;   // racy count: blocks made meanwhile are dropped
+    items = static_cast<excluded_range*>(os::map(capacity * sizeof(excluded_range)));
+    if (!items) return false;
+    std::uintptr_t records_begin, records_end;
+    registry::records_range(&records_begin, &records_end);
+    items[count++] = {records_begin, records_end};
+    registry::for_each([&](block_record& r) {
+      if (count == capacity) return;
+      auto raw = reinterpret_cast<std::uintptr_t>(r.raw);
+      items[count++] = {raw, raw + r.raw_bytes};
+    });
+    std::sort(items, items + count, [](const excluded_range& a, const excluded_range& b) { return a.begin < b.begin; });
+    return true;
+  }
+  // Scan [begin, end) minus the excluded ranges.
+  void scan(std::uintptr_t begin, std::uintptr_t end, work_list& work) const {
+    std::size_t lo = 0, hi = count;   // first range ending after begin
+    while (lo < hi) {
+      std::size_t mid = (lo + hi) / 2;
+      if (items[mid].end <= begin) lo = mid + 1; else hi = mid;
+    }
+    for (std::size_t i = lo; i < count && begin < end && items[i].begin < end; ++i) {
+      if (items[i].end <= begin) continue;   // ranges may overlap (records inside raw ranges never; keep it safe)
+      if (items[i].begin > begin) scan_range(begin, items[i].begin, work);
+      if (items[i].end > begin) begin = items[i].end;
+    }
+    if (begin < end) scan_range(begin, end, work);
+  }
+  ~exclusions() { if (items) os::unmap(items, capacity * sizeof(excluded_range)); }
+};
+
+// The whole of /proc/self/maps, read before the scan touches anything, into
+// mapped memory (never the heap). Empty on failure.
+struct maps_text {
+  char* text = nullptr;
+  std::size_t length = 0, capacity = 0;
+  bool read() {
+    for (capacity = std::size_t(1) << 20; capacity <= (std::size_t(1) << 28); capacity *= 4) {
+      text = static_cast<char*>(os::map(capacity));
+      if (!text) return false;
+      int fd = ::open("/proc/self/maps", O_RDONLY | O_CLOEXEC);
+      if (fd < 0) return false;
+      length = 0;
+      ssize_t n;
+      while (length < capacity - 1 && (n = ::read(fd, text + length, capacity - 1 - length)) > 0) length += std::size_t(n);
+      ::close(fd);
+      if (length < capacity - 1) { text[length] = 0; return true; }
+      os::unmap(text, capacity);   // did not fit: try a bigger buffer
+      text = nullptr;
+    }
+    return false;
+  }
+  ~maps_text() { if (text) os::unmap(text, capacity); }
+};
+
+std::uintptr_t parse_hex(const char*& p) {
+  std::uintptr_t v = 0;
+  for (;; ++p) {
+    char c = *p;
+    if (c >= '0' && c <= '9') v = v * 16 + std::uintptr_t(c - '0');
+    else if (c >= 'a' && c <= 'f') v = v * 16 + std::uintptr_t(c - 'a' + 10);
+    else return v;
+  }
+}
+
+// Every private, readable and writable mapping that is anonymous (no file:
+// stacks, TLS, the program's own mmaps; [heap], [stack], [anon:...]). Module
+// data segments come from dl_iterate_phdr; device and shared mappings are left
+// alone (reading them can have effects).
+void scan_anonymous_mappings(const exclusions& excluded, work_list& work) {
+  maps_text maps;
+  if (!maps.read()) return;
+  int here;
+  auto sp = reinterpret_cast<std::uintptr_t>(&here);
+  for (const char* line = maps.text; *line;) {
+    const char* end_of_line = std::strchr(line, '\n');
+    if (!end_of_line) end_of_line = line + std::strlen(line);
+    const char* p = line;
+    std::uintptr_t begin = parse_hex(p);
+    if (*p == '-') ++p;
+    std::uintptr_t end = parse_hex(p);
+    while (*p == ' ') ++p;
+    bool private_rw = p[0] == 'r' && p[1] == 'w' && p[3] == 'p';
+    // Skip offset, device and inode to the path (empty for anonymous memory).
+    for (int field = 0; field < 4 && p < end_of_line; ++field) {
+      while (p < end_of_line && *p != ' ') ++p;
+      while (p < end_of_line && *p == ' ') ++p;
+    }
+    bool anonymous = p == end_of_line || (*p == '[' && std::strncmp(p, "[vvar]", 6) && std::strncmp(p, "[vdso]", 6) &&
+                                          std::strncmp(p, "[vsyscall]", 10));
+    if (private_rw && anonymous && begin < end) {
+      // The calling thread: only the live part of its stack (below the
+      // stack pointer lie stale copies that would hide leaks).
+      if (sp >= begin && sp < end) begin = sp;
+      excluded.scan(begin, end, work);
+    }
+    line = *end_of_line ? end_of_line + 1 : end_of_line;
+  }
+}
+
 // The mapping of /proc/self/maps that contains address: its bounds.
 bool mapping_of(std::uintptr_t address, std::uintptr_t* begin, std::uintptr_t* end) {
-  int fd = ::open("/proc/self/maps", O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return false;
-  char buffer[4096];
-  std::size_t have = 0;
-  bool found = false;
-  while (!found) {
-    ssize_t n = ::read(fd, buffer + have, sizeof buffer - 1 - have);
-    if (n <= 0) break;
-    have += std::size_t(n);
-    buffer[have] = 0;
-    char* line = buffer;
-    while (char* newline = std::strchr(line, '\n')) {
-      *newline = 0;
-      unsigned long lo = 0, hi = 0;
-      if (std::sscanf(line, "%lx-%lx", &lo, &hi) == 2 && address >= lo && address < hi) {
-        *begin = lo;
-        *end = hi;
-        found = true;
-        break;
-      }
-      line = newline + 1;
-    }
-    have = std::size_t(buffer + have - line);
-    std::memmove(buffer, line, have);
+  maps_text maps;
+  if (!maps.read()) return false;
+  for (const char* p = maps.text; *p;) {
+    std::uintptr_t lo = parse_hex(p);
+    if (*p == '-') ++p;
+    std::uintptr_t hi = parse_hex(p);
+    if (address >= lo && address < hi) { *begin = lo; *end = hi; return true; }
+    p = std::strchr(p, '\n');
+    if (!p) break;
+    ++p;
   }
-  ::close(fd);
-  return found;
+  return false;
+}
+
+// Leaks count as errors (exit status) only when PCMALLOC_CONF asks for the
+// check by name ("leaks:true"); by default they are reported but leave the
+// exit status alone, like valgrind's: many programs (sort, git) leave blocks
+// to exit() on purpose, and a changed status would break their callers (git gc
+// fails when its child `git prune` exits 23).
+bool leaks_asked_for() {
+  const char* conf = std::getenv("PCMALLOC_CONF");
+  for (const char* p = conf; p && *p;) {
+    if (std::strncmp(p, "leaks:", 6) == 0) return config.leaks;
+    p = std::strchr(p, ',');
+    if (p) ++p;
+  }
+  return false;
 }
 
 struct leak_group {
@@ -361,13 +475,15 @@ struct leak_group {
 };
 
 void report_leaks() {
+  const bool strict = leaks_asked_for();
   work_list work;
+  exclusions excluded;
+  if (!work.reserve(registry::live_count() + 4096) || !excluded.build()) {
+    os::write_error("pcmalloc-debug: no memory for the leak scan; leaks not checked\n", 63);
+    return;
+  }
   dl_iterate_phdr(scan_module, &work);
-  int here;
-  scan_range(reinterpret_cast<std::uintptr_t>(&here), reinterpret_cast<std::uintptr_t>(__libc_stack_end), work);
-  std::uintptr_t tls_begin, tls_end;
-  if (mapping_of(reinterpret_cast<std::uintptr_t>(__builtin_thread_pointer()), &tls_begin, &tls_end))
-    scan_range(tls_begin, tls_end, work);
+  scan_anonymous_mappings(excluded, work);
   while (work.count) {
     block_record* r = work.items[--work.count];
     scan_range(r->user, r->user + r->size, work);
@@ -392,18 +508,20 @@ void report_leaks() {
   // Largest first.
   for (std::size_t i = 1; i < group_count; ++i)
     for (std::size_t j = i; j > 0 && groups[j].bytes > groups[j - 1].bytes; --j) std::swap(groups[j], groups[j - 1]);
-  for (std::size_t g = 0; g < group_count; ++g) {
+  for (std::size_t g = 0; strict && g < group_count; ++g) {
     error_report r{error_kind::memory_leak, "memory still allocated at exit and unreachable",
                    groups[g].example->user, groups[g].example};
     r.leak_count = groups[g].count;
     r.leak_bytes = groups[g].bytes;
+    r.counts = strict;
     report(r);
   }
   if (total_blocks) {
-    char line[160];
-    int n = std::snprintf(line, sizeof line, "pcmalloc-debug: %zu bytes leaked in %zu blocks (%zu allocation sites)\n",
-                          total_bytes, total_blocks, group_count);
-    os::write_error(line, std::size_t(n));
+    char line[200];
+    int n = std::snprintf(line, sizeof line, "pcmalloc-debug: %zu bytes leaked in %zu blocks (%zu allocation sites)%s\n",
+                          total_bytes, total_blocks, group_count,
+                          strict ? "" : "; PCMALLOC_CONF=leaks:true reports them with their stacks");
+    report_note(line, std::size_t(n) < sizeof line ? std::size_t(n) : sizeof line - 1);
   }
   if (groups) os::unmap(groups, groups_capacity * sizeof(leak_group));
   if (work.items) os::unmap(work.items, work.capacity * sizeof(block_record*));

@@ -15,9 +15,18 @@ constexpr std::size_t buckets_total = std::size_t(1) << bucket_bits;
 struct alignas(64) stripe {
   mutex lock;
   block_record* spare = nullptr;   // free records
+  block_record* fresh = nullptr;   // [fresh, fresh_end): carved, never used (untouched pages)
+  block_record* fresh_end = nullptr;
 };
 
+// Records: one sparse reservation, carved in batches by a bump counter.
+constexpr std::size_t record_reserve = std::size_t(16) << 30;   // 16 GiB of address space
+constexpr std::size_t record_batch = 64;
+constexpr std::size_t record_limit = record_reserve / sizeof(block_record);
+
 block_record** buckets = nullptr;
+block_record* records = nullptr;
+std::atomic<std::size_t> records_carved{0};
 stripe stripes[registry::stripe_count];
 std::atomic<std::size_t> live{0};
 mutex setup_lock;
@@ -36,29 +45,42 @@ block_record** table() {
   lock_guard guard(setup_lock);
   if (!buckets) {
     void* memory = os::reserve_sparse(buckets_total * sizeof(block_record*));
-    if (!memory) fatal("debug: cannot reserve the block registry");
+    records = static_cast<block_record*>(os::reserve_sparse(record_reserve));
+    if (!memory || !records) fatal("debug: cannot reserve the block registry");
     __atomic_store_n(&buckets, static_cast<block_record**>(memory), __ATOMIC_RELEASE);
   }
   return buckets;
 }
 
 block_record* new_record(stripe& s) {
-  if (!s.spare) {
-    constexpr std::size_t batch = 64 * 1024 / sizeof(block_record);
-    auto* fresh = static_cast<block_record*>(os::map(batch * sizeof(block_record)));
-    if (!fresh) return nullptr;
-    for (std::size_t i = 0; i < batch; ++i) { fresh[i].next = s.spare; s.spare = &fresh[i]; }
-  }
   block_record* r = s.spare;
-  s.spare = r->next;
+  if (r) {
+    s.spare = r->next;
+  } else {
+    if (s.fresh == s.fresh_end) {
+      // Batches are carved lazily: a record's page is touched when it is first used.
+      std::size_t first = records_carved.fetch_add(record_batch, std::memory_order_relaxed);
+      if (first + record_batch > record_limit) return nullptr;
+      s.fresh = records + first;
+      s.fresh_end = s.fresh + record_batch;
+    }
+    r = s.fresh++;
+  }
   *r = block_record{};
   return r;
 }
 
 }  // namespace
 
-std::size_t registry::bucket_count() noexcept { return buckets ? buckets_total : 0; }
-block_record* registry::bucket(std::size_t index) noexcept { return buckets[index]; }
+block_record* registry::records_begin() noexcept { return records; }
+block_record* registry::records_end() noexcept {
+  std::size_t carved = records_carved.load(std::memory_order_relaxed);
+  return records ? records + (carved < record_limit ? carved : record_limit) : nullptr;
+}
+void registry::records_range(std::uintptr_t* begin, std::uintptr_t* end) noexcept {
+  *begin = reinterpret_cast<std::uintptr_t>(records);
+  *end = *begin + (records ? record_reserve : 0);
+}
 
 block_record* registry::insert(std::uintptr_t user) noexcept {
   block_record** t = table();
@@ -104,6 +126,7 @@ void registry::erase(block_record* record) noexcept {
   for (block_record** link = &t[b]; *link; link = &(*link)->next) {
     if (*link != record) continue;
     *link = record->next;
+    record->user = 0;
     record->next = s.spare;
     s.spare = record;
     live.fetch_sub(1, std::memory_order_relaxed);

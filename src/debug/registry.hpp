@@ -2,8 +2,9 @@
 // held in quarantine, keyed by the user pointer. Out of band: an overflow can
 // smash a block's neighbours but never its own record.
 // Synchronisation: striped locks over a fixed bucket table; records come from
-// per-stripe free lists over memory mapped from the OS (never from the heap
-// under test).
+// per-stripe free lists carved from one sparse reservation (never from the heap
+// under test), so every record lies in records_range() and for_each walks them
+// in address order without touching the bucket table.
 #pragma once
 #include <cstddef>
 #include <cstdint>
@@ -15,7 +16,7 @@ enum class alloc_kind : std::uint8_t { malloc_family, new_scalar, new_array };
 enum class block_state : std::uint8_t { live, quarantined };
 
 struct block_record {
-  std::uintptr_t user = 0;        // the pointer the program got (key)
+  std::uintptr_t user = 0;        // the pointer the program got (key); 0: a free record
   std::size_t size = 0;           // bytes the program asked for
   std::size_t alignment = 0;
   void* raw = nullptr;            // what the core returned, or the guard mapping
@@ -43,13 +44,16 @@ class registry {
   static block_record* find_for_free(std::uintptr_t user, block_state* previous) noexcept;
   static block_record* find(std::uintptr_t user) noexcept;
   static void erase(block_record* record) noexcept;
-  // Every record, for reports and the leak scan (no lock: callers stop the world
-  // or accept a racy view).
+  // Every record in use, for reports and the leak scan (no lock: callers stop
+  // the world or accept a racy view).
   template <class Visit>
   static void for_each(Visit visit) noexcept {
-    for (std::size_t b = 0; b < bucket_count(); ++b)
-      for (block_record* r = bucket(b); r; r = r->next) visit(*r);
+    block_record* end = records_end();
+    for (block_record* r = records_begin(); r < end; ++r)
+      if (r->user) visit(*r);
   }
+  // The memory that holds the records: the leak scan must not take it for roots.
+  static void records_range(std::uintptr_t* begin, std::uintptr_t* end) noexcept;
   // The record whose memory (the core block or guard mapping, redzones
   // included) contains address (slow: a scan; for reports only).
   static block_record* containing(std::uintptr_t address) noexcept;
@@ -59,8 +63,8 @@ class registry {
   static void unlock_all(bool child) noexcept;
 
  private:
-  static std::size_t bucket_count() noexcept;
-  static block_record* bucket(std::size_t index) noexcept;
+  static block_record* records_begin() noexcept;
+  static block_record* records_end() noexcept;
 };
 
 }  // namespace pcm::debug

@@ -1,6 +1,7 @@
 #include "reporter.hpp"
 
 #include <atomic>
+#include <cstring>
 #include <fcntl.h>
 #include <link.h>
 #include <unistd.h>
@@ -178,8 +179,14 @@ void prepare_reports() noexcept {
 }
 
 unsigned capture_here(void** frames, unsigned max) noexcept {
+  // Unwinding is most of the debug heap's cost: unwind only as deep as will be
+  // kept, plus room for this library's own frames (a handful at malloc, more
+  // in a report).
+  constexpr unsigned own_frames = 12;
+  unsigned limit = config.stack_depth < max ? config.stack_depth : max;
   void* all[128];
-  unsigned depth = capture(all, 128, 0);
+  unsigned want = limit + own_frames < 128 ? limit + own_frames : 128;
+  unsigned depth = capture(all, want, 0);
   // Start at the program's call into this library (malloc, operator new, ...):
   // the debug layer's own frames say nothing about the program.
   unsigned first = 0;
@@ -189,16 +196,38 @@ unsigned capture_here(void** frames, unsigned max) noexcept {
   };
   while (first < depth && inside(all[first])) ++first;
   if (first == depth) first = 0;
-  unsigned limit = config.stack_depth < max ? config.stack_depth : max;
   unsigned n = 0;
   for (unsigned i = first; i < depth && n < limit; ++i) frames[n++] = all[i];
   return n;
 }
 
+void report_note(const char* text, std::size_t length) noexcept {
+  lock_guard guard(report_lock);
+  int fd = output_fd();
+  if (config.report_json) {   // keep the output one JSON object per line
+    char copy[512];
+    std::size_t n = length < sizeof copy - 1 ? length : sizeof copy - 1;
+    std::memcpy(copy, text, n);
+    while (n && copy[n - 1] == '\n') --n;
+    copy[n] = 0;
+    text_writer w(fd, nullptr, 0);
+    w.put("{\"note\":");
+    w.put_json_string(copy);
+    w.put("}\n");
+    return;
+  }
+  while (length) {
+    ssize_t n = ::write(fd, text, length);
+    if (n <= 0) return;
+    text += n;
+    length -= std::size_t(n);
+  }
+}
+
 std::uint64_t errors_reported() noexcept { return error_total.load(std::memory_order_relaxed); }
 
 void report(const error_report& r) noexcept {
-  error_total.fetch_add(1, std::memory_order_relaxed);
+  if (r.counts) error_total.fetch_add(1, std::memory_order_relaxed);
   stack_view stacks[4];
   stacks[0].label = r.kind == error_kind::memory_leak ? "allocated" : "detected";
   if (r.kind == error_kind::memory_leak && r.block) {

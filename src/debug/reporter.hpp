@@ -39,6 +39,7 @@ struct error_report {
   std::uint32_t extra_stack = 0;        // another stack worth showing (e.g. where an object was returned)
   const char* extra_label = nullptr;
   std::size_t object_size = 0;          // objects that are not heap blocks (pooled maps, resources)
+  bool counts = true;                   // false: shown, but not an error for the exit status
 };
 
 // Print, count, and abort when abort_on_error is set.
@@ -47,6 +48,8 @@ std::uint64_t errors_reported() noexcept;
 std::int32_t current_thread() noexcept;   // kernel thread id, cached
 // The calling thread's stack from the debug library's entry point outwards.
 unsigned capture_here(void** frames, unsigned max) noexcept;
+// A line of text to the report output (stderr's duplicate or the report_file).
+void report_note(const char* text, std::size_t length) noexcept;
 // At start-up: duplicate the report descriptor, find our own code, warm libunwind.
 void prepare_reports() noexcept;
 

@@ -288,7 +288,13 @@ void parse_addr2line(char* text, frame_info* out, const unsigned* frames_of_batc
       state = want_location;
     } else if (state == want_location) {
       frame_info& f = out[frames_of_batch[current]];
-      if (!(function_length == 2 && function[0] == '?' && function[1] == '?')) copy_text(f.function, function, function_length);
+      // Without debug info addr2line names the nearest symbol before the
+      // address, however far: only trust it where the ELF lookup, which
+      // checks symbol sizes, found a function too (stripped executables
+      // otherwise get frames "in error" for a static function after error()).
+      bool unknown = function_length == 2 && function[0] == '?' && function[1] == '?';
+      bool has_location = !(length >= 2 && line[0] == '?' && line[1] == '?');
+      if (!unknown && (has_location || f.function[0])) copy_text(f.function, function, function_length);
       apply_location(f, line, length);
       state = inline_callers;
     }
