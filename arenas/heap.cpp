@@ -257,6 +257,7 @@ void ensure_initialised() noexcept {
   if (initialised.load(std::memory_order_relaxed)) return;
   if (os::kernel_page_size() != os::page_size) fatal("this build needs %zu-byte pages", os::page_size);
   load_options_from_environment();
+  os::set_map_limit(config.limit_bytes);   // before the first mapping: metadata counts too
   unsigned cpus = os::cpu_count();
   arenas::init(config.arenas ? config.arenas : 4 * cpus);
   for (unsigned cls = first_class; cls < cache_bins; ++cls) {

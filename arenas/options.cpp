@@ -47,6 +47,7 @@ constexpr key_spec keys[] = {
     PCM_KEY(huge_pages, boolean, 1),
     PCM_KEY(stats_print, boolean, 1),
     PCM_KEY(stats_json, boolean, 1),
+    PCM_KEY(limit_bytes, number64, ~0ull),
     PCM_KEY(guard, boolean, 1),
     PCM_KEY(quarantine_bytes, number64, ~0ull),
     PCM_KEY(abort_on_error, boolean, 1),

@@ -17,6 +17,7 @@ struct options {
   bool huge_pages = false;                // MADV_HUGEPAGE on arena chunks
   bool stats_print = false;               // print statistics at exit
   bool stats_json = false;                // ... as JSON
+  std::uint64_t limit_bytes = 0;          // hard cap on bytes mapped (os::set_map_limit); 0: none
 
   // Debug library only (libpcmalloc-debug.so); ignored by the release library.
   bool guard = false;                     // every block on its own pages between guard pages

@@ -11,7 +11,7 @@ page_entry* page_map::leaf_for(std::uintptr_t a) noexcept {
   auto* fresh = static_cast<page_entry*>(os::reserve_sparse(leaf_entries * sizeof(page_entry)));
   if (!fresh) return nullptr;
   if (!slot.compare_exchange_strong(leaf, fresh, std::memory_order_acq_rel)) {
-    os::unmap(fresh, leaf_entries * sizeof(page_entry));  // another thread won
+    os::release_sparse(fresh, leaf_entries * sizeof(page_entry));  // another thread won
     return leaf;
   }
   return fresh;

@@ -12,14 +12,24 @@ inline constexpr std::size_t page_size = 4096;   // checked against the kernel a
 inline constexpr unsigned page_shift = 12;
 
 // Reserve and commit `size` bytes aligned to `alignment` (a power of two >= page).
-// Returns nullptr (errno ENOMEM) when the kernel refuses.
+// Returns nullptr (errno ENOMEM) when the kernel refuses, or when the mapping
+// would take the bytes mapped past the limit (set_map_limit).
 void* map(std::size_t size, std::size_t alignment = page_size) noexcept;
-// Reserve address space with no access and no commit charge (for sparse tables).
+// Reserve address space with no commit charge (for sparse tables); exempt from
+// the limit, and given back with release_sparse, never unmap.
 void* reserve_sparse(std::size_t size) noexcept;
+void release_sparse(void* p, std::size_t size) noexcept;
 void unmap(void* p, std::size_t size) noexcept;
+// The hard limit (PCMALLOC_CONF limit_bytes): bytes mapped by map() and remap()
+// and not yet unmapped may not exceed it; 0 means no limit. Purged pages stay
+// mapped and still count; only unmapping lowers the count.
+void set_map_limit(std::uint64_t bytes) noexcept;
+std::uint64_t map_limit() noexcept;
+std::uint64_t mapped_bytes() noexcept;
 // Give the pages' physical memory back; the range stays mapped and reads as zero.
 void purge(void* p, std::size_t size) noexcept;
-// Grow or shrink a mapping, moving it if needed (huge blocks).
+// Grow or shrink a mapping, moving it if needed (huge blocks). Growth counts
+// against the limit; on failure the old mapping is untouched.
 void* remap(void* p, std::size_t old_size, std::size_t new_size) noexcept;
 // Make a range inaccessible / accessible again (guard pages).
 bool protect_none(void* p, std::size_t size) noexcept;

@@ -24,7 +24,42 @@ extern const unsigned int __rseq_size __attribute__((weak));
 
 namespace pcm::os {
 
+namespace {
+// The hard limit's books: bytes mapped through map()/remap() and not unmapped.
+// A reservation is made before the mmap and dropped if it fails, so concurrent
+// mappings can never take the total past the limit together.
+std::atomic<std::uint64_t> limit_bytes{0}, mapped_total{0};
+
+bool reserve_bytes(std::size_t size) noexcept {
+  const std::uint64_t limit = limit_bytes.load(std::memory_order_relaxed);
+  std::uint64_t now = mapped_total.load(std::memory_order_relaxed);
+  do {
+    if (limit && (size > limit || now > limit - size)) { errno = ENOMEM; return false; }
+  } while (!mapped_total.compare_exchange_weak(now, now + size, std::memory_order_relaxed));
+  return true;
+}
+void unreserve_bytes(std::size_t size) noexcept { mapped_total.fetch_sub(size, std::memory_order_relaxed); }
+
+void* map_unchecked(std::size_t size, std::size_t alignment) noexcept;
+}  // namespace
+
+void set_map_limit(std::uint64_t bytes) noexcept { limit_bytes.store(bytes, std::memory_order_relaxed); }
+std::uint64_t map_limit() noexcept { return limit_bytes.load(std::memory_order_relaxed); }
+std::uint64_t mapped_bytes() noexcept { return mapped_total.load(std::memory_order_relaxed); }
+
 void* map(std::size_t size, std::size_t alignment) noexcept {
+  if (!reserve_bytes(size)) return nullptr;
+  void* p = map_unchecked(size, alignment);
+  if (!p) {
+    int saved = errno;
+    unreserve_bytes(size);
+    errno = saved;
+  }
+  return p;
+}
+
+namespace {
+void* map_unchecked(std::size_t size, std::size_t alignment) noexcept {
   const int prot = PROT_READ | PROT_WRITE;
   const int flags = MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE;
   if (alignment <= page_size) {
@@ -43,6 +78,7 @@ void* map(std::size_t size, std::size_t alignment) noexcept {
   if (tail) munmap(reinterpret_cast<void*>(aligned + size), tail);
   return reinterpret_cast<void*>(aligned);
 }
+}  // namespace
 
 void* reserve_sparse(std::size_t size) noexcept {
   // Readable zero pages until written: lookups of unused entries cost nothing.
@@ -51,7 +87,11 @@ void* reserve_sparse(std::size_t size) noexcept {
   return p == MAP_FAILED ? nullptr : p;
 }
 
-void unmap(void* p, std::size_t size) noexcept { munmap(p, size); }
+void release_sparse(void* p, std::size_t size) noexcept { munmap(p, size); }
+
+void unmap(void* p, std::size_t size) noexcept {
+  if (munmap(p, size) == 0) unreserve_bytes(size);
+}
 
 void purge(void* p, std::size_t size) noexcept {
   // DONTNEED rather than FREE: RSS drops at once, which users and tests can see.
@@ -59,8 +99,16 @@ void purge(void* p, std::size_t size) noexcept {
 }
 
 void* remap(void* p, std::size_t old_size, std::size_t new_size) noexcept {
+  if (new_size > old_size && !reserve_bytes(new_size - old_size)) return nullptr;
   void* q = mremap(p, old_size, new_size, MREMAP_MAYMOVE);
-  return q == MAP_FAILED ? nullptr : q;
+  if (q == MAP_FAILED) {
+    int saved = errno;
+    if (new_size > old_size) unreserve_bytes(new_size - old_size);
+    errno = saved;
+    return nullptr;
+  }
+  if (new_size < old_size) unreserve_bytes(old_size - new_size);
+  return q;
 }
 
 bool protect_none(void* p, std::size_t size) noexcept {
