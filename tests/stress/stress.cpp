@@ -6,7 +6,12 @@
 // realloc (the preserved prefix) and in forked children. Any mismatch, null
 // from an allocation, or failed child ends the run with exit status 1.
 //
-//   stress [--seconds S] [--threads N] [--seed X] [--fork-ms M] [--cap-mib C]
+//   stress [--seconds S] [--threads N] [--seed X] [--fork-ms M] [--cap-mib C] [--oom-ok]
+//
+// --oom-ok: run out of memory on purpose (e.g. under PCMALLOC_CONF=limit_bytes:N
+// or ulimit -v): failed allocations (NULL with ENOMEM, std::bad_alloc) are
+// counted, not errors; a failed realloc must leave its block intact. Every
+// other check stays.
 //
 // Workers come and go: each runs a random number of operations, gives half its
 // blocks to shared mailboxes (freed or adopted by other threads) and exits; the
@@ -42,10 +47,11 @@ struct settings {
   std::uint64_t seed = 1;
   unsigned fork_ms = 300;          // 0: never fork
   std::size_t cap_bytes = 16 * MiB;   // live bytes per worker before it only frees
+  bool oom_ok = false;
 } opt;
 
 std::atomic<bool> stopping{false};
-std::atomic<std::uint64_t> operations{0}, checksum{0}, forks{0}, threads_started{0};
+std::atomic<std::uint64_t> operations{0}, checksum{0}, forks{0}, threads_started{0}, out_of_memory{0};
 std::atomic<std::int64_t> live_bytes{0}, peak_live_bytes{0};
 std::atomic<std::uint64_t> next_fork_ms{0};
 std::chrono::steady_clock::time_point start_time;
@@ -208,21 +214,33 @@ block allocate(rng& r, std::uint64_t id) {
     } else if (which == 1) {
       b.how = kind::posix_memalign_;
       int error = posix_memalign(&p, b.alignment, b.size);
-      if (error) fail("stress: posix_memalign(%zu, %zu) failed: %s", b.alignment, b.size, std::strerror(error));
+      if (error == ENOMEM && opt.oom_ok) errno = ENOMEM;
+      else if (error) fail("stress: posix_memalign(%zu, %zu) failed: %s", b.alignment, b.size, std::strerror(error));
     } else {
       b.how = kind::memalign_;
       p = memalign(b.alignment, b.size);
     }
-  } else if (pick < 85) {
-    b.how = kind::new_;
-    p = ::operator new(b.size);
-  } else if (pick < 93) {
-    b.how = kind::new_array;
-    p = ::operator new[](b.size);
   } else {
-    b.how = kind::new_aligned;
-    b.alignment = random_alignment(r);
-    p = ::operator new(b.size, std::align_val_t(b.alignment));
+    try {
+      if (pick < 85) {
+        b.how = kind::new_;
+        p = ::operator new(b.size);
+      } else if (pick < 93) {
+        b.how = kind::new_array;
+        p = ::operator new[](b.size);
+      } else {
+        b.how = kind::new_aligned;
+        b.alignment = random_alignment(r);
+        p = ::operator new(b.size, std::align_val_t(b.alignment));
+      }
+    } catch (const std::bad_alloc&) {
+      if (!opt.oom_ok) fail("stress: %s of %zu bytes threw std::bad_alloc", kind_names[int(b.how)], b.size);
+      errno = ENOMEM;
+    }
+  }
+  if (!p && opt.oom_ok && errno == ENOMEM) {
+    out_of_memory.fetch_add(1, std::memory_order_relaxed);
+    return b;   // b.p == nullptr: nothing to keep
   }
   if (!p) fail("stress: %s of %zu bytes returned null (errno %d)", kind_names[int(b.how)], b.size, errno);
   if (b.alignment && reinterpret_cast<std::uintptr_t>(p) % b.alignment)
@@ -262,6 +280,11 @@ void realloc_chain(rng& r, block& b) {
     else n = std::max<std::size_t>(1, b.size + r.between(0, 32) - 16);                     // wiggle
     if (n > 8 * MiB) n = 8 * MiB;
     void* q = std::realloc(b.p, n);
+    if (!q && opt.oom_ok && errno == ENOMEM) {   // the block must be as it was
+      out_of_memory.fetch_add(1, std::memory_order_relaxed);
+      verify(b, b.size, "after a failed realloc");
+      return;
+    }
     if (!q) fail("stress: realloc(%p, %zu) returned null (errno %d)", (void*)b.p, n, errno);
     const std::size_t old = b.size;
     b.p = static_cast<unsigned char*>(q);
@@ -337,11 +360,13 @@ struct worker_state {
   for (std::size_t i = 0; i < w.own.size(); ++i) verify(w.own[i], w.own[i].size, "in forked child");
   for (std::size_t i = w.own.size() / 2; i-- > 0;) release(w.remove_at(i), "free in forked child");
   std::vector<block> mine;
-  mine.reserve(4096);
+  try { mine.reserve(2048); } catch (const std::bad_alloc&) { _exit(0); }   // --oom-ok only
   for (unsigned round = 0; round < 4000; ++round) {
-    if (mine.size() < 2000 && w.r.below(3) != 0) {
-      mine.push_back(allocate(w.r, w.new_id()));
-      if (c_family(mine.back().how) && w.r.below(4) == 0) realloc_chain(w.r, mine.back());
+    if (mine.size() < 2048 && w.r.below(3) != 0) {
+      block b = allocate(w.r, w.new_id());
+      if (!b.p) continue;   // out of memory (--oom-ok)
+      if (c_family(b.how) && w.r.below(4) == 0) realloc_chain(w.r, b);
+      mine.push_back(b);
     } else if (!mine.empty()) {
       std::size_t i = w.r.below(mine.size());
       release(mine[i], "free in forked child");
@@ -376,12 +401,22 @@ void worker(std::uint64_t serial, std::atomic<bool>* finished) {
   w.serial = serial;
   const std::uint64_t lifetime = w.r.between(500, 40000);   // operations before this thread exits
   std::vector<block> incoming;
+  // Vectors never grow inside the loop: under --oom-ok a growth could throw.
+  try {
+    w.own.reserve(8192 + 64);
+    incoming.reserve(32);
+  } catch (const std::bad_alloc&) {
+    if (!opt.oom_ok) fail("stress: no memory for a worker's lists");
+    finished->store(true, std::memory_order_release);
+    return;
+  }
   while (w.ops < lifetime && !stopping.load(std::memory_order_relaxed)) {
     ++w.ops;
     std::uint64_t pick = w.r.below(100);
-    const bool full = w.own_bytes > opt.cap_bytes || w.own.size() > 8192;
+    const bool full = w.own_bytes > opt.cap_bytes || w.own.size() >= 8192;
     if (pick < 45 && !full) {
-      w.adopt(allocate(w.r, w.new_id()));
+      block b = allocate(w.r, w.new_id());
+      if (b.p) w.adopt(b);
     } else if (pick < 80 || (pick < 90 && full)) {
       if (!w.own.empty()) w.sum += release(w.remove_at(w.r.below(w.own.size())), "free");
     } else if (pick < 90) {
@@ -418,7 +453,7 @@ void worker(std::uint64_t serial, std::atomic<bool>* finished) {
 
 // ---- main -------------------------------------------------------------------------
 void usage() {
-  std::fprintf(stderr, "usage: stress [--seconds S] [--threads N] [--seed X] [--fork-ms M] [--cap-mib C]\n");
+  std::fprintf(stderr, "usage: stress [--seconds S] [--threads N] [--seed X] [--fork-ms M] [--cap-mib C] [--oom-ok]\n");
   std::exit(2);
 }
 
@@ -430,6 +465,7 @@ void parse(int argc, char** argv) {
     else if (!std::strcmp(argv[i], "--seed")) opt.seed = std::strtoull(value(), nullptr, 0);
     else if (!std::strcmp(argv[i], "--fork-ms")) opt.fork_ms = unsigned(std::atoi(value()));
     else if (!std::strcmp(argv[i], "--cap-mib")) opt.cap_bytes = std::size_t(std::atoi(value())) * MiB;
+    else if (!std::strcmp(argv[i], "--oom-ok")) opt.oom_ok = true;
     else usage();
   }
   if (opt.threads == 0 || opt.threads > 1024 || opt.seconds <= 0) usage();
@@ -449,20 +485,30 @@ int main(int argc, char** argv) {
   };
   std::vector<slot> slots(opt.threads);
   std::uint64_t serial = 0;
+  for (mailbox& m : mailboxes) m.blocks.reserve(mailbox_limit);
   auto launch = [&](slot& s) {
     s.finished.store(false);
-    s.thread = std::thread(worker, ++serial, &s.finished);
-    threads_started.fetch_add(1, std::memory_order_relaxed);
+    try {
+      s.thread = std::thread(worker, ++serial, &s.finished);
+      threads_started.fetch_add(1, std::memory_order_relaxed);
+    } catch (const std::exception&) {   // no memory for the thread (--oom-ok): try again later
+      if (!opt.oom_ok) fail("stress: cannot start a thread");
+      s.finished.store(true);
+    }
   };
   for (slot& s : slots) launch(s);
   // Threads come and go: whenever one has finished its lifetime, start another.
   while (elapsed_ms() < end_ms) {
     for (slot& s : slots)
-      if (s.finished.load(std::memory_order_acquire)) { s.thread.join(); launch(s); }
+      if (s.finished.load(std::memory_order_acquire)) {
+        if (s.thread.joinable()) s.thread.join();
+        launch(s);
+      }
     std::this_thread::sleep_for(std::chrono::milliseconds(2));
   }
   stopping.store(true);
-  for (slot& s : slots) s.thread.join();
+  for (slot& s : slots)
+    if (s.thread.joinable()) s.thread.join();
 
   // Blocks still in mailboxes: verify and free them here.
   std::uint64_t sum = 0;
@@ -474,10 +520,10 @@ int main(int argc, char** argv) {
   if (live_bytes.load() != 0) fail("stress: %lld live bytes unaccounted for at the end", (long long)live_bytes.load());
 
   std::printf("stress: %.1f s, %u threads (%llu started), seed %llu: %llu operations, %llu forks, "
-              "peak live %.1f MiB, checksum %016llx\n",
+              "%llu out of memory, peak live %.1f MiB, checksum %016llx\n",
               double(elapsed_ms()) / 1000.0, opt.threads, (unsigned long long)threads_started.load(),
               (unsigned long long)opt.seed, (unsigned long long)operations.load(),
-              (unsigned long long)forks.load(), double(peak_live_bytes.load()) / double(MiB),
+              (unsigned long long)forks.load(), (unsigned long long)out_of_memory.load(), double(peak_live_bytes.load()) / double(MiB),
               (unsigned long long)checksum.load());
   return 0;
 }
