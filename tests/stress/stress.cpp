@@ -381,8 +381,10 @@ struct worker_state {
 
 void maybe_fork(worker_state& w) {
   if (!opt.fork_ms) return;
+  // One child at a time: the next fork is due fork_ms after the last child ended.
+  static std::atomic<bool> forking{false};
   std::uint64_t now = elapsed_ms(), due = next_fork_ms.load(std::memory_order_relaxed);
-  if (now < due || !next_fork_ms.compare_exchange_strong(due, now + opt.fork_ms)) return;
+  if (now < due || forking.exchange(true, std::memory_order_acquire)) return;
   pid_t pid = fork();
   if (pid < 0) fail("stress: fork failed: %s", std::strerror(errno));
   if (pid == 0) child_after_fork(w);
@@ -393,6 +395,8 @@ void maybe_fork(worker_state& w) {
     fail("stress: forked child failed (%s %d)", WIFEXITED(status) ? "exit status" : "signal",
          WIFEXITED(status) ? WEXITSTATUS(status) : WTERMSIG(status));
   forks.fetch_add(1, std::memory_order_relaxed);
+  next_fork_ms.store(elapsed_ms() + opt.fork_ms, std::memory_order_relaxed);
+  forking.store(false, std::memory_order_release);
 }
 
 void worker(std::uint64_t serial, std::atomic<bool>* finished) {
