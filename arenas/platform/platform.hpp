@@ -31,6 +31,10 @@ void purge(void* p, std::size_t size) noexcept;
 // Grow or shrink a mapping, moving it if needed (huge blocks). Growth counts
 // against the limit; on failure the old mapping is untouched.
 void* remap(void* p, std::size_t old_size, std::size_t new_size) noexcept;
+// Move the pages of [from, from + from_size) into `to`, a mapping of `to_size`
+// bytes from map() that they replace (no copy; to_size may be larger). On
+// success `from` is unmapped; on failure `to` must still be given to unmap().
+bool move_mapping(void* from, std::size_t from_size, void* to, std::size_t to_size) noexcept;
 // Make a range inaccessible / accessible again (guard pages).
 bool protect_none(void* p, std::size_t size) noexcept;
 bool protect_read_write(void* p, std::size_t size) noexcept;

@@ -111,6 +111,13 @@ void* remap(void* p, std::size_t old_size, std::size_t new_size) noexcept {
   return q;
 }
 
+bool move_mapping(void* from, std::size_t from_size, void* to, std::size_t to_size) noexcept {
+  void* q = mremap(from, from_size, to_size, MREMAP_MAYMOVE | MREMAP_FIXED, to);
+  if (q == MAP_FAILED) return false;
+  unreserve_bytes(from_size);   // `to` was counted when it was mapped
+  return true;
+}
+
 bool protect_none(void* p, std::size_t size) noexcept {
   return mprotect(p, size, PROT_NONE) == 0;
 }
