@@ -227,8 +227,20 @@ void* scoped_resource::do_allocate(std::size_t bytes, std::size_t alignment) {
 }
 
 void scoped_resource::release() noexcept {
+  // Blocks kept from earlier rounds count first against retain_bytes (it may
+  // have been lowered since), then this round's.
   std::size_t kept = 0;
-  for (block* b = spare_; b; b = b->next) kept += b->bytes;
+  for (block** link = &spare_; *link;) {
+    block* b = *link;
+    if (kept + b->bytes <= retain_bytes) {
+      kept += b->bytes;
+      link = &b->next;
+    } else {
+      *link = b->next;
+      held_ -= b->bytes;
+      upstream_->deallocate(b, b->bytes, cache_line);
+    }
+  }
   while (block* b = used_) {
     used_ = b->next;
     if (kept + b->bytes <= retain_bytes) {
@@ -245,11 +257,7 @@ void scoped_resource::release() noexcept {
 
 scoped_resource::~scoped_resource() {
   retain_bytes = 0;
-  release();
-  while (block* b = spare_) {
-    spare_ = b->next;
-    upstream_->deallocate(b, b->bytes, cache_line);
-  }
+  release();   // with nothing to retain, every block goes upstream
 }
 
 }  // namespace pcm::pmr

@@ -244,11 +244,9 @@ TEST_CASE("scoped_resource: blocks beyond retain_bytes go upstream") {
   CHECK(upstream.live_bytes() == 0);
 }
 
-// Not certain this is a bug: release() trims only the blocks of the round just
-// ended, so blocks kept from earlier rounds stay when retain_bytes is lowered
-// (the destructor frees them separately). The header promises "up to
-// retain_bytes of them; the rest go upstream", hence the check; may_fail until decided.
-TEST_CASE("scoped_resource: release() after lowering retain_bytes keeps at most retain_bytes" * doctest::may_fail()) {
+// The header promises "up to retain_bytes of them; the rest go upstream":
+// blocks kept from earlier rounds are trimmed too when retain_bytes is lowered.
+TEST_CASE("scoped_resource: release() after lowering retain_bytes keeps at most retain_bytes") {
   recording_resource upstream;
   pcm::pmr::scoped_resource scoped(4096, &upstream);
   for (int i = 0; i < 100; ++i) (void)scoped.allocate(1000);
