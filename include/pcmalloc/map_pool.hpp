@@ -16,6 +16,24 @@
 // or holds more than memory_budget bytes, acquire() returns a plain map on the
 // default resource and counts a fallback.
 // The pool must outlive every handle it gave out.
+//
+// pcm::recycling_map<Map> makes a pooled map skip most of its work: its
+// clear() keeps the nodes with their keys and values constructed, and its
+// emplace() assigns the new entry into one of them, so a string key or value
+// reuses its old capacity. A request that fills a recycled map like the last
+// one allocates nothing and frees nothing:
+//
+//   pcm::map_pool<pcm::recycling_map<std::pmr::unordered_map<std::pmr::string, std::pmr::string>>> pool;
+//
+// Statistics: live_bytes counts, for every pooled map, what its resource had
+// in use when the map last went back (before clear(): the nodes and buckets
+// the next user will reuse, whether they sit in the map as kept nodes or in
+// its resource's free lists); held_bytes, what its resource held from
+// upstream then. Both are as of each map's last return (a map never returned
+// counts what it held when built), so reading them never touches a map in
+// use. fragmentation() = 1 - live/held is then the part of the pool's memory
+// that no refill of the same size would use: block tails never carved, block
+// headers, free-list leftovers of bigger earlier uses.
 #pragma once
 #include <algorithm>
 #include <atomic>
@@ -25,14 +43,175 @@
 #include <cstdlib>
 #include <memory>
 #include <memory_resource>
+#include <functional>
+#include <iterator>
 #include <new>
+#include <string_view>
 #include <type_traits>
 #include <utility>
+#include <vector>
 
 #include "pcmalloc.h"
 #include "pmr.hpp"
 
 namespace pcm {
+
+// An associative container (std::unordered_map, std::map, their pmr forms)
+// whose erased and cleared nodes are kept, constructed, for the next inserts.
+// Up to max_kept nodes are kept; the rest are freed. Inserting goes through
+// emplace(key, value) / try_emplace / insert_or_assign / operator[]; everything
+// else of Map is behind base() (base().emplace() would take a new node).
+template <class Map>
+class recycling_map {
+ public:
+  using map_type = Map;
+  using key_type = typename Map::key_type;
+  using mapped_type = typename Map::mapped_type;
+  using value_type = typename Map::value_type;
+  using allocator_type = typename Map::allocator_type;
+  using size_type = typename Map::size_type;
+  using iterator = typename Map::iterator;
+  using const_iterator = typename Map::const_iterator;
+  using node_type = typename Map::node_type;
+
+  static constexpr std::size_t default_max_kept = 1024;
+
+  recycling_map() = default;
+  explicit recycling_map(const allocator_type& a) : map_(a), kept_(node_allocator(a)) {}
+
+  // Inserts (key, value) unless key is there; a kept node takes the entry by
+  // assignment (key = key; mapped = value), else a new node is made.
+  template <class K, class V>
+  std::pair<iterator, bool> emplace(K&& key, V&& value) {
+    if (kept_.empty()) return map_.emplace(std::forward<K>(key), std::forward<V>(value));
+    node_type node = std::move(kept_.back().node);
+    kept_.pop_back();
+    assign(node.key(), std::forward<K>(key));
+    assign(node.mapped(), std::forward<V>(value));
+    auto result = map_.insert(std::move(node));
+    if (!result.inserted) kept_.push_back({std::move(result.node)});
+    return {result.position, result.inserted};
+  }
+  template <class K, class V>
+  std::pair<iterator, bool> try_emplace(K&& key, V&& value) {
+    if (auto found = map_.find(key); found != map_.end()) return {found, false};
+    return emplace(std::forward<K>(key), std::forward<V>(value));
+  }
+  template <class K, class V>
+  std::pair<iterator, bool> insert_or_assign(K&& key, V&& value) {
+    if (auto found = map_.find(key); found != map_.end()) {
+      found->second = std::forward<V>(value);
+      return {found, false};
+    }
+    return emplace(std::forward<K>(key), std::forward<V>(value));
+  }
+  template <class K>
+  mapped_type& operator[](K&& key) {
+    if (auto found = map_.find(key); found != map_.end()) return found->second;
+    if (kept_.empty()) return map_.try_emplace(std::forward<K>(key)).first->second;
+    node_type node = std::move(kept_.back().node);
+    kept_.pop_back();
+    assign(node.key(), std::forward<K>(key));
+    reset(node.mapped());
+    return map_.insert(std::move(node)).position->second;
+  }
+
+  template <class K> iterator find(const K& key) { return map_.find(key); }
+  template <class K> const_iterator find(const K& key) const { return map_.find(key); }
+  template <class K> size_type count(const K& key) const { return map_.count(key); }
+  template <class K> bool contains(const K& key) const { return map_.find(key) != map_.end(); }
+  mapped_type& at(const key_type& key) { return map_.at(key); }
+  const mapped_type& at(const key_type& key) const { return map_.at(key); }
+
+  // Erasing keeps the node.
+  iterator erase(const_iterator position) {
+    iterator next = std::next(map_.erase(position, position));   // erase(p, p) only turns p mutable
+    keep(map_.extract(position));
+    return next;
+  }
+  size_type erase(const key_type& key) {
+    node_type node = map_.extract(key);
+    if (node.empty()) return 0;
+    keep(std::move(node));
+    return 1;
+  }
+  // Empties the map and keeps its nodes (up to max_kept in all); buckets stay.
+  void clear() noexcept {
+    while (!map_.empty() && kept_.size() < max_kept) {
+      // The vector has room: kept_ reserves max_kept at its first use below.
+      if (kept_.capacity() == kept_.size()) {
+        try {
+          kept_.reserve(max_kept);
+        } catch (...) {
+          break;
+        }
+      }
+      kept_.push_back({map_.extract(map_.begin())});
+    }
+    map_.clear();
+  }
+
+  iterator begin() noexcept { return map_.begin(); }
+  iterator end() noexcept { return map_.end(); }
+  const_iterator begin() const noexcept { return map_.begin(); }
+  const_iterator end() const noexcept { return map_.end(); }
+  size_type size() const noexcept { return map_.size(); }
+  bool empty() const noexcept { return map_.empty(); }
+  void reserve(size_type n) { map_.reserve(n); }
+  allocator_type get_allocator() const noexcept { return map_.get_allocator(); }
+  size_type kept() const noexcept { return kept_.size(); }
+  // Frees the kept nodes.
+  void shrink() noexcept { kept_.clear(); }
+
+  Map& base() noexcept { return map_; }
+  const Map& base() const noexcept { return map_; }
+
+  std::size_t max_kept = default_max_kept;
+
+ private:
+  // A wrapper without allocator_type: a pmr vector must not try uses-allocator
+  // construction on node handles (they name an allocator type but take none).
+  struct kept_node {
+    node_type node;
+  };
+  using node_allocator_type = typename std::allocator_traits<allocator_type>::template rebind_alloc<kept_node>;
+  static node_allocator_type node_allocator(const allocator_type& a) { return node_allocator_type(a); }
+
+  void keep(node_type node) {
+    if (kept_.size() < max_kept) kept_.push_back({std::move(node)});
+  }
+  // target = source, where target is a string and source text that fits its
+  // capacity: resize and copy, which neither allocates nor takes assign()'s
+  // general path (twice as many instructions for a header-sized string).
+  // Text inside target itself takes the general path.
+  template <class T, class Source>
+  static void assign(T& target, Source&& source) {
+    if constexpr (requires { typename T::traits_type; target.capacity(); target.resize(0); }) {
+      using view = std::basic_string_view<typename T::value_type, typename T::traits_type>;
+      if constexpr (std::is_convertible_v<const Source&, view>) {
+        view text = source;
+        const auto* own = target.data();
+        const bool inside = !std::less<>()(text.data(), own) && !std::less<>()(own + target.size(), text.data());
+        if (text.size() <= target.capacity() && !inside) {
+          target.resize(text.size());
+          T::traits_type::copy(target.data(), text.data(), text.size());
+          return;
+        }
+      }
+    }
+    target = std::forward<Source>(source);
+  }
+  // A kept value for operator[]: emptied in place where it can be (a string
+  // keeps its capacity), else value-initialised.
+  static void reset(mapped_type& v) {
+    if constexpr (requires { v.clear(); }) v.clear();
+    else v = mapped_type();
+  }
+
+  // kept_ is declared after map_ so it dies first; nodes and map share the allocator.
+  Map map_;
+  std::vector<kept_node, node_allocator_type> kept_;
+};
 
 enum class pool_state : std::uint8_t { initialised, warming, ready, disposing, terminated };
 
@@ -56,8 +235,8 @@ struct map_pool_options {
 struct map_pool_statistics {
   std::uint64_t acquires = 0, hits = 0, misses = 0, releases = 0, drops = 0, fallbacks = 0;
   std::size_t idle = 0, outstanding = 0;
-  std::size_t live_bytes = 0;        // nodes and buckets in use by pooled maps
-  std::size_t held_bytes = 0;        // memory held by pooled maps, idle or not
+  std::size_t live_bytes = 0;        // nodes and buckets pooled maps used when last returned (see above)
+  std::size_t held_bytes = 0;        // memory their resources held then, idle or not
   double hit_rate() const noexcept { return acquires ? double(acquires - misses) / double(acquires) : 1.0; }
   double fragmentation() const noexcept { return held_bytes ? 1.0 - double(live_bytes) / double(held_bytes) : 0.0; }
 };
@@ -80,6 +259,9 @@ class map_pool {
     Map map;
     entry* next_idle = nullptr;
     std::size_t accounted_held = 0;   // its share of the pool's held_ counter
+    // As of its last return (or its creation): read by statistics() from any
+    // thread, written only by the map's owner.
+    std::atomic<std::size_t> live_at_return{0}, held_at_return{0};
     unsigned returned_at = 0;         // debug library: where it last went back
     entry* prev_all = nullptr;
     entry* next_all = nullptr;
@@ -260,8 +442,8 @@ class map_pool {
     s.outstanding = std::size_t(s.acquires - s.fallbacks - s.releases);
     all_lock_.lock();
     for (entry* e = all_; e; e = e->next_all) {
-      s.live_bytes += e->resource.statistics().bytes_live;
-      s.held_bytes += e->resource.statistics().bytes_held;
+      s.live_bytes += e->live_at_return.load(std::memory_order_relaxed);
+      s.held_bytes += e->held_at_return.load(std::memory_order_relaxed);
     }
     all_lock_.unlock();
     return s;
@@ -272,6 +454,7 @@ class map_pool {
   entry* create() {
     auto* e = new entry(first_block_.load(std::memory_order_relaxed), options_.reserve);
     account(e);
+    e->live_at_return.store(e->resource.statistics().bytes_live, std::memory_order_relaxed);
     all_lock_.lock();
     e->next_all = all_;
     if (all_) all_->prev_all = e;
@@ -311,6 +494,8 @@ class map_pool {
       first_block_.store((used + 64 + 63) & ~std::size_t(63), std::memory_order_relaxed);
     e->map.clear();
     if (e->resource.statistics().bytes_held != e->accounted_held) [[unlikely]] account(e);
+    if (e->live_at_return.load(std::memory_order_relaxed) != used) [[unlikely]]
+      e->live_at_return.store(used, std::memory_order_relaxed);
     if (debug_) [[unlikely]] {
       e->returned_at = pcm_debug_stack();
       e->resource.debug_park(e->returned_at);
@@ -344,6 +529,7 @@ class map_pool {
     std::size_t now = e->resource.statistics().bytes_held;
     held_.fetch_add(now - e->accounted_held, std::memory_order_relaxed);
     e->accounted_held = now;
+    e->held_at_return.store(now, std::memory_order_relaxed);
   }
   bool over_budget() const noexcept {
     return options_.memory_budget && held_.load(std::memory_order_relaxed) > options_.memory_budget;
