@@ -296,9 +296,12 @@ struct work_list {
 // A pointer to a live block's first byte or into its user bytes (not its redzones).
 block_record* block_at(std::uintptr_t value) {
   if (value < 4096) return nullptr;
-  if (block_record* r = registry::find(value)) return r;   // the usual case: a pointer to the start
+  // Most words are not pointers into the core's blocks: the page map says so
+  // without a lock. Guard mappings are not the core's; only guard mode looks
+  // them up by address.
   void* raw = pcm::block_start(reinterpret_cast<void*>(value));
-  if (!raw) return nullptr;
+  if (!raw) return config.guard ? registry::find(value) : nullptr;
+  if (block_record* r = registry::find(value)) return r;   // the usual case: a pointer to the start
   // Interior pointer into a plain block: its record is at raw + left redzone.
   for (std::size_t left = redzone; left <= os::page_size; left *= 2) {
     block_record* r = registry::find(reinterpret_cast<std::uintptr_t>(raw) + left);
@@ -609,8 +612,7 @@ void deallocate(void* p, alloc_kind kind, std::size_t sized, const char* operati
     char what[160];
     std::snprintf(what, sizeof what, "%s of a block allocated with %s", dealloc_name(kind), alloc_name(r->kind));
     report({error_kind::alloc_dealloc_mismatch, what, r->user, r});
-  }
-  if (sized && sized != r->size) {
+  } else if (sized && sized != r->size) {   // after a kind mismatch (delete of new[]) the size says nothing more
     char what[160];
     std::snprintf(what, sizeof what, "%s with size %zu for a block of %zu bytes", operation, sized, r->size);
     report({error_kind::sized_delete_mismatch, what, r->user, r});

@@ -1,7 +1,31 @@
-#include <cstdlib>
+// The debug corpus under guard:true: faults at the access itself.
+// `guard_bugs CASE`. Deliberately buggy.
+#include <sys/syscall.h>
+#include <unistd.h>
 #include <cstdio>
-int main(int argc, char**argv){ int w = atoi(argv[1]); char* p = (char*)malloc(100);
- if (w==0) { volatile char c = p[100]; (void)c; }   // overflow read
- if (w==1) { free(p); volatile char c = p[5]; (void)c; } // UAF read
- if (w==2) { ((volatile char*)p)[-1] = 1; }
- puts("no fault"); return 0; }
+#include <cstdlib>
+#include <thread>
+__attribute__((noinline)) void read_past_end(char* p) { volatile char c = p[100]; (void)c; }
+__attribute__((noinline)) void read_after_free(char* p) { volatile char c = p[5]; (void)c; }
+__attribute__((noinline)) void write_before_start(char* p) { ((volatile char*)p)[-1] = 1; }
+__attribute__((noinline)) void write_past_end(char* p) { ((volatile char*)p)[100] = 1; }
+int main(int argc, char** argv) {
+  int which = atoi(argv[1]);
+  char* p = (char*)malloc(100);
+  if (which == 0) read_past_end(p);
+  if (which == 1) { free(p); read_after_free(p); }
+  if (which == 2) write_before_start(p);
+  if (which == 3) {   // made on main, overrun on another thread
+    std::printf("expect-threads: allocated by T%d\n", int(syscall(SYS_gettid)));
+    std::fflush(stdout);
+    std::thread t([p] {
+      std::printf("expect-threads: detected in T%d\n", int(syscall(SYS_gettid)));
+      std::fflush(stdout);
+      write_past_end(p);
+    });
+    t.join();
+  }
+  if (which == 4) { p[99] = 1; free(p); }   // clean: the last byte is the block's
+  puts("no fault");
+  return 0;
+}
