@@ -150,7 +150,9 @@ void free_to_slabs(void* const* objects, unsigned count) noexcept {
 }
 
 void* arena_core::allocate_large(std::size_t size, std::size_t alignment, bool zero) noexcept {
-  std::uint32_t npages = pages_for(size);
+  // A zero-byte request (aligned beyond a page) still takes a page: a run of
+  // none would share its address, and its page-map entry, with a live block.
+  std::uint32_t npages = size ? pages_for(size) : 1;
   std::uint32_t align_pages = alignment > os::page_size ? std::uint32_t(alignment >> os::page_shift) : 1;
   page_run run;
   slab* s = slab_descriptors.acquire();
@@ -240,6 +242,7 @@ std::size_t arena_core::purge(std::uint64_t now_ms, std::uint64_t decay_ms) noex
 void* allocate_huge(std::size_t size, std::size_t alignment, arena_core* owner) noexcept {
   std::size_t bytes = (size + os::page_size - 1) & ~(os::page_size - 1);
   if (bytes < size) return nullptr;
+  if (bytes == 0) bytes = os::page_size;   // a mapping of zero bytes would be no block at all
   slab* s = slab_descriptors.acquire();
   if (!s) return nullptr;
   void* memory = os::map(bytes, alignment > os::page_size ? alignment : os::page_size);
