@@ -285,10 +285,16 @@ void* reallocate_huge(slab* s, std::size_t new_size) noexcept {
   if (bytes < new_size) return nullptr;
   if (bytes == s->bytes) { s->requested = new_size; return reinterpret_cast<void*>(s->start); }
   void* old = reinterpret_cast<void*>(s->start);
-  void* moved = os::remap(old, s->bytes, bytes);
-  if (!moved) return nullptr;
+  const page_entry entry = page_map::lookup(old);
+  // Cleared before the move: once mremap has moved the block, another thread
+  // may map `old` again and enter it, and a later clear would erase its entry.
   page_map::clear(old, 1);
-  page_map::set_one(moved, page_entry::make(s, page_entry::huge_class, 0));
+  void* moved = os::remap(old, s->bytes, bytes);
+  if (!moved) {
+    page_map::set_one(old, entry);   // still ours, untouched
+    return nullptr;
+  }
+  page_map::set_one(moved, entry);
   huge_totals.active.fetch_add(bytes - s->bytes, std::memory_order_relaxed);
   s->start = reinterpret_cast<std::uintptr_t>(moved);
   s->bytes = bytes;
