@@ -180,26 +180,35 @@ void prepare_reports() noexcept {
 
 unsigned capture_here(void** frames, unsigned max) noexcept {
   // Unwinding is most of the debug heap's cost: unwind only as deep as will be
-  // kept, plus room for this library's own frames (a handful at malloc, more
-  // in a report).
-  constexpr unsigned own_frames = 12;
+  // kept, plus this library's own frames (a handful at malloc; when a report
+  // has more, unwind again deeper).
   unsigned limit = config.stack_depth < max ? config.stack_depth : max;
-  void* all[128];
-  unsigned want = limit + own_frames < 128 ? limit + own_frames : 128;
-  unsigned depth = capture(all, want, 0);
-  // Start at the program's call into this library (malloc, operator new, ...):
-  // the debug layer's own frames say nothing about the program.
-  unsigned first = 0;
+  if (limit == 0) return 0;   // stack_depth:0, no stacks: the cheapest checking
+  constexpr unsigned capacity = 128;
+  void* all[capacity];
   auto inside = [](void* pc) {
     auto a = reinterpret_cast<std::uintptr_t>(pc);
     return a >= own_text_begin && a < own_text_end;
   };
+  unsigned want = limit + 4 < capacity ? limit + 4 : capacity;
+  unsigned depth = capture(all, want, 0);
+  // Start at the program's call into this library (malloc, operator new, ...):
+  // the debug layer's own frames say nothing about the program.
+  unsigned first = 0;
   while (first < depth && inside(all[first])) ++first;
+  if (depth == want && first + limit > want && want < capacity) {
+    want = first + limit + 4 < capacity ? first + limit + 4 : capacity;
+    depth = capture(all, want, 0);
+    first = 0;
+    while (first < depth && inside(all[first])) ++first;
+  }
   if (first == depth) first = 0;
   unsigned n = 0;
   for (unsigned i = first; i < depth && n < limit; ++i) frames[n++] = all[i];
   return n;
 }
+
+std::uint64_t errors_reported() noexcept { return error_total.load(std::memory_order_relaxed); }
 
 void report_note(const char* text, std::size_t length) noexcept {
   lock_guard guard(report_lock);
@@ -224,7 +233,6 @@ void report_note(const char* text, std::size_t length) noexcept {
   }
 }
 
-std::uint64_t errors_reported() noexcept { return error_total.load(std::memory_order_relaxed); }
 
 void report(const error_report& r) noexcept {
   if (r.counts) error_total.fetch_add(1, std::memory_order_relaxed);
