@@ -285,21 +285,32 @@ void* reallocate_huge(slab* s, std::size_t new_size) noexcept {
   if (bytes < new_size) return nullptr;
   if (bytes == s->bytes) { s->requested = new_size; return reinterpret_cast<void*>(s->start); }
   void* old = reinterpret_cast<void*>(s->start);
-  const page_entry entry = page_map::lookup(old);
-  // Cleared before the move: once mremap has moved the block, another thread
-  // may map `old` again and enter it, and a later clear would erase its entry.
-  page_map::clear(old, 1);
-  void* moved = os::remap(old, s->bytes, bytes);
-  if (!moved) {
-    page_map::set_one(old, entry);   // still ours, untouched
-    return nullptr;
+  void* now = old;
+  if (bytes < s->bytes) {   // shrinking never moves: the page-map entry stays
+    if (!os::remap(old, s->bytes, bytes)) return nullptr;
+  } else {
+    // Growing moves the pages into a mapping entered in the page map first: its
+    // place may need a page-map leaf that cannot be had (no address space left),
+    // and that must fail the realloc, not leave the block missing from the map.
+    const page_entry entry = page_map::lookup(old);
+    now = os::map(bytes);
+    if (!now) return nullptr;
+    if (!page_map::set_one(now, entry)) { os::unmap(now, bytes); return nullptr; }
+    // Cleared before the move: once the pages have moved, another thread may
+    // map `old` again and enter it, and a later clear would erase its entry.
+    page_map::clear(old, 1);
+    if (!os::move_mapping(old, s->bytes, now, bytes)) {
+      page_map::clear(now, 1);
+      os::unmap(now, bytes);
+      page_map::set_one(old, entry);   // still ours, untouched
+      return nullptr;
+    }
   }
-  page_map::set_one(moved, entry);
   huge_totals.active.fetch_add(bytes - s->bytes, std::memory_order_relaxed);
-  s->start = reinterpret_cast<std::uintptr_t>(moved);
+  s->start = reinterpret_cast<std::uintptr_t>(now);
   s->bytes = bytes;
   s->requested = new_size;
-  return moved;
+  return now;
 }
 
 namespace arenas {
