@@ -301,7 +301,45 @@ void run_recovery_phase(bool huge_needs_more) {
   check_keepers("keepers after recovery");
 }
 
+// A huge block grown by realloc moves to a new place far below the others,
+// whose page-map leaf (a 32 MiB reservation) may not fit under the cap. The
+// realloc may fail (NULL, old block intact) or succeed, but the block it
+// returns must still be ours: freeable, its contents kept.
+void huge_realloc_into_a_new_leaf() {
+  current_step = "realloc of a huge block to 20 GiB with no room for a page-map leaf";
+  const std::size_t old_size = 8 * MiB + 100, new_size = 20 * GiB;
+  void* p = std::malloc(old_size);
+  CHECK(p != nullptr);
+  if (!p) return;
+  fill(p, 64 * KiB, 77);
+  rlimit original;
+  getrlimit(RLIMIT_AS, &original);
+  rlimit capped = original;
+  capped.rlim_cur = address_space_bytes() + new_size + 4 * MiB;
+  if (original.rlim_cur != RLIM_INFINITY && original.rlim_cur < capped.rlim_cur) {
+    std::free(p);
+    return;
+  }
+  setrlimit(RLIMIT_AS, &capped);
+  errno = 0;
+  void* q = std::realloc(p, new_size);
+  setrlimit(RLIMIT_AS, &original);
+  if (q) {
+    CHECK(pcm_owns(q) == 1);
+    CHECK(intact(q, 64 * KiB, 77));
+    if (pcm_owns(q) == 1) std::free(q);
+  } else {
+    CHECK(errno == ENOMEM);
+    CHECK(pcm_owns(p) == 1);
+    CHECK(intact(p, 64 * KiB, 77));
+    std::free(p);
+  }
+  std::printf("realloc 8 MiB -> 20 GiB with no room for a page-map leaf: %s\n",
+              !q ? "NULL, old block kept" : pcm_owns(q) == 1 ? "moved, still ours" : "moved, LOST from the page map");
+}
+
 int run_rlimit() {
+  huge_realloc_into_a_new_leaf();
   make_keepers();
   check_keepers("keepers before the cap");
   rlimit original;
