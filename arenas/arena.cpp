@@ -59,7 +59,10 @@ slab* arena_core::new_slab(unsigned cls) noexcept {
   slab* s = slab_descriptors.acquire();
   const unsigned entry_class = is_explicit ? cls | page_entry::explicit_flag : cls;
   if (!s || !page_map::set(run.address(), run.pages, page_entry::make(s, entry_class, 0), false)) {
-    if (s) slab_descriptors.release(s);
+    if (s) {   // the pages entered before a leaf failed must not name a freed descriptor
+      page_map::clear(run.address(), run.pages);
+      slab_descriptors.release(s);
+    }
     lock_guard guard(page_lock);
     pages.release(run, os::now_ms());
     return nullptr;
