@@ -107,6 +107,19 @@ void* local_resource::carve(std::size_t size, std::size_t alignment) {
 
 void* local_resource::do_allocate(std::size_t bytes, std::size_t alignment) {
   [[maybe_unused]] exclusive_use use(*this);
+  if (bytes <= fine_limit && alignment <= 8) [[likely]] {
+    // Word-granular classes: a 24-byte hash node takes 24 bytes, not 32.
+    unsigned cls = fine_class(bytes);
+    std::size_t size = fine_size(cls);
+    stats_.allocations++;
+    stats_.bytes_live += size;
+    if (free_node* n = fine_[cls]) {
+      fine_[cls] = n->next;
+      stats_.reused++;
+      return n;
+    }
+    return carve(size, 8);
+  }
   if (bytes <= largest_local && alignment <= cache_line) [[likely]] {
     unsigned cls = alignment <= 16 ? size_to_class(bytes) : aligned_small_class(bytes, alignment);
     stats_.allocations++;
@@ -142,6 +155,14 @@ void* local_resource::do_allocate(std::size_t bytes, std::size_t alignment) {
 
 void local_resource::do_deallocate(void* p, std::size_t bytes, std::size_t alignment) {
   [[maybe_unused]] exclusive_use use(*this);
+  if (bytes <= fine_limit && alignment <= 8) [[likely]] {
+    unsigned cls = fine_class(bytes);
+    auto* n = static_cast<free_node*>(p);
+    n->next = fine_[cls];
+    fine_[cls] = n;
+    stats_.bytes_live -= fine_size(cls);
+    return;
+  }
   if (bytes <= largest_local && alignment <= cache_line) [[likely]] {
     unsigned cls = alignment <= 16 ? size_to_class(bytes) : aligned_small_class(bytes, alignment);
     auto* n = static_cast<free_node*>(p);
@@ -161,6 +182,7 @@ void local_resource::do_deallocate(void* p, std::size_t bytes, std::size_t align
 
 void local_resource::recycle() noexcept {
   for (auto& head : free_) head = nullptr;
+  for (auto& head : fine_) head = nullptr;
   while (large* l = large_) {
     large_ = l->next;
     stats_.bytes_held -= l->bytes;

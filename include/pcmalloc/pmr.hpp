@@ -3,7 +3,8 @@
 //   arena_resource   thread-safe; the global heap (default) or a pcm::arena,
 //                    through their per-CPU caches.
 //   local_resource   ONE thread at a time, no atomics, no locks: per-class free
-//                    lists over blocks carved in sequence (the first block is
+//                    lists (8 bytes apart up to 128 B, then pcmalloc's classes)
+//                    over blocks carved in sequence (the first block is
 //                    `first_block` bytes, then doubling to 64 KiB), so nodes
 //                    built in sequence sit next to each other and a container's
 //                    erased nodes are reused by the same container. Requests
@@ -56,6 +57,9 @@ class PCM_API local_resource final : public std::pmr::memory_resource {
  public:
   static constexpr std::size_t largest_block = 64 * 1024;
   static constexpr std::size_t largest_local = 1024;
+  // Below fine_limit, requests aligned to 8 or less get classes 8 bytes apart
+  // (pcmalloc's are 16 apart): small hash nodes are carved at their own size.
+  static constexpr std::size_t fine_limit = 128;
 
   explicit local_resource(std::pmr::memory_resource* upstream = global_resource(), std::size_t first_block = 1024) noexcept
       : upstream_(upstream), next_block_(first_block < 256 ? 256 : first_block > largest_block ? largest_block : first_block) {}
@@ -78,6 +82,8 @@ class PCM_API local_resource final : public std::pmr::memory_resource {
 
  private:
   static constexpr unsigned class_count = 20;   // pcmalloc's classes up to 1 KiB
+  static constexpr unsigned fine_class(std::size_t bytes) noexcept { return bytes ? unsigned((bytes - 1) / 8) : 0; }
+  static constexpr std::size_t fine_size(unsigned cls) noexcept { return 8 * (std::size_t(cls) + 1); }
   struct free_node { free_node* next; };
   struct block { block* next; std::size_t bytes; };
   struct large { large* next; large* prev; std::size_t bytes, alignment; };
@@ -90,6 +96,7 @@ class PCM_API local_resource final : public std::pmr::memory_resource {
   std::pmr::memory_resource* upstream_;
   std::size_t next_block_;
   free_node* free_[class_count + 1] = {};
+  free_node* fine_[fine_limit / 8] = {};
   char* cursor_ = nullptr;
   char* limit_ = nullptr;
   block* blocks_ = nullptr;

@@ -39,6 +39,13 @@ std::size_t node_bytes(const recording_resource& recorder) {
   return std::max_element(counts.begin(), counts.end(), [](auto& a, auto& b) { return a.second < b.second; })->first;
 }
 
+// What local_resource carves for a request (pmr.hpp): 8-byte steps up to
+// fine_limit when aligned to 8 or less, else pcmalloc's class size.
+std::size_t local_size(std::size_t bytes, std::size_t alignment) {
+  if (bytes <= pcm::pmr::local_resource::fine_limit && alignment <= 8) return (bytes + 7) / 8 * 8;
+  return class_size(bytes);
+}
+
 template <class Map, class MakeKey>
 void check_nodes_in_sequence(MakeKey make_key) {
   constexpr int count = 3000;
@@ -51,7 +58,11 @@ void check_nodes_in_sequence(MakeKey make_key) {
     REQUIRE(inserted);
     elements.push_back(reinterpret_cast<const char*>(&*it));
   }
-  const std::size_t stride = class_size(node_bytes(recorder));
+  const std::size_t bytes = node_bytes(recorder);
+  std::size_t alignment = 0;
+  for (const allocation_record& r : recorder.allocations())
+    if (r.bytes == bytes) alignment = r.alignment;
+  const std::size_t stride = local_size(bytes, alignment);
   CAPTURE(node_bytes(recorder));
   CAPTURE(stride);
   int adjacent = 0;
