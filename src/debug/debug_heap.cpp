@@ -122,12 +122,27 @@ bool check_canaries(const block_record& r) {
 }
 
 // ---- quarantine ----------------------------------------------------------------
+// Each shard is a ring of entries in FIFO order. Leaving quarantine, a block
+// and its record are cold (the whole quarantine went through the cache since):
+// the ring is read in order (the hardware prefetches it) and carries the
+// addresses needed to prefetch the blocks due a few evictions ahead, so their
+// misses overlap instead of following one another down a linked list.
 constexpr unsigned quarantine_shards = 8;
+// Per shard: 1.5 MiB once the ring has wrapped; 512k freed blocks over the 8
+// shards (tiny blocks reach this cap before the byte budget).
+constexpr std::size_t ring_entries = std::size_t(1) << 16;
+constexpr std::size_t prefetch_ahead = 8;
+struct quarantine_entry {
+  block_record* record;
+  std::uintptr_t user;
+  std::size_t cost;
+};
 struct alignas(64) quarantine_shard {
   mutex lock;
-  block_record* head = nullptr;   // oldest
-  block_record* tail = nullptr;
+  quarantine_entry* ring = nullptr;   // reserved at first use
+  std::size_t head = 0, tail = 0;     // oldest, next free (counters; index = counter % ring_entries)
   std::size_t bytes = 0;
+  quarantine_entry& at(std::size_t counter) { return ring[counter & (ring_entries - 1)]; }
 };
 quarantine_shard quarantine[quarantine_shards];
 
@@ -165,30 +180,39 @@ void verify_freed(block_record& r, const char* what, bool whole) {
 
 void quarantine_push(block_record* r) {
   quarantine_shard& q = quarantine[pcm::current_cpu() % quarantine_shards];
-  block_record* evicted = nullptr;
-  {
-    lock_guard guard(q.lock);
-    r->next_quarantined = nullptr;
-    if (q.tail) q.tail->next_quarantined = r; else q.head = r;
-    q.tail = r;
-    q.bytes += quarantine_cost(*r);
-    std::size_t limit = config.quarantine_bytes / quarantine_shards;
-    block_record** last = &evicted;
-    while (q.head && q.bytes > limit) {
-      block_record* old = q.head;
-      q.head = old->next_quarantined;
-      if (!q.head) q.tail = nullptr;
-      q.bytes -= quarantine_cost(*old);
-      old->next_quarantined = nullptr;
-      *last = old;
-      last = &old->next_quarantined;
+  const std::size_t limit = config.quarantine_bytes / quarantine_shards;
+  constexpr unsigned batch = 16;   // evicted per lock hold; verified and released outside it
+  for (;;) {
+    block_record* evicted[batch];
+    unsigned count = 0;
+    bool again;
+    {
+      lock_guard guard(q.lock);
+      if (!q.ring) q.ring = static_cast<quarantine_entry*>(os::reserve_sparse(ring_entries * sizeof(quarantine_entry)));
+      if (r && q.ring && q.tail - q.head < ring_entries) {
+        std::size_t cost = quarantine_cost(*r);
+        q.at(q.tail++) = {r, r->user, cost};
+        q.bytes += cost;
+        r = nullptr;
+      }
+      while (q.head != q.tail && count < batch && (q.bytes > limit || r)) {
+        quarantine_entry& old = q.at(q.head++);
+        q.bytes -= old.cost;
+        evicted[count++] = old.record;
+        if (q.tail - q.head > prefetch_ahead) {
+          quarantine_entry& soon = q.at(q.head + prefetch_ahead);
+          __builtin_prefetch(soon.record, 1);
+          __builtin_prefetch(reinterpret_cast<void*>(soon.user));
+        }
+      }
+      again = q.bytes > limit && q.head != q.tail;
+      if (r && !q.ring) { evicted[count++] = r; r = nullptr; }   // no ring at all: release at once
     }
-  }
-  while (evicted) {
-    block_record* next = evicted->next_quarantined;
-    verify_freed(*evicted, "the block was written after it was freed (found when it left quarantine)", false);
-    release_block(evicted);
-    evicted = next;
+    for (unsigned i = 0; i < count; ++i) {
+      verify_freed(*evicted[i], "the block was written after it was freed (found when it left quarantine)", false);
+      release_block(evicted[i]);
+    }
+    if (!again && !r) return;
   }
 }
 
@@ -685,8 +709,10 @@ void check_at_exit() noexcept {
   });
   for (quarantine_shard& q : quarantine) {
     lock_guard guard(q.lock);
-    for (block_record* r = q.head; r; r = r->next_quarantined)
+    for (std::size_t i = q.head; q.ring && i != q.tail; ++i) {
+      block_record* r = q.at(i).record;
       verify_freed(*r, "the block was written after it was freed (found at exit)", true);
+    }
   }
   if (config.leaks) report_leaks();
   if (errors_reported()) {

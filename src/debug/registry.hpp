@@ -30,7 +30,6 @@ struct block_record {
   bool guarded = false;           // on its own pages between guard pages
   bool reachable = false;         // leak scan mark
   block_record* next = nullptr;   // bucket chain
-  block_record* next_quarantined = nullptr;
 };
 
 class registry {
