@@ -368,6 +368,26 @@ int run_rlimit() {
   return 0;
 }
 
+// limit_bytes counts chunks while they are mapped: small blocks freed go back
+// to their chunks, which stay mapped (and counted) until a purge unmaps the
+// wholly free ones. With decay_ms long, nothing purges behind the test's back.
+void freed_chunks_count_until_purged() {
+  current_step = "limit_bytes: chunks freed by small blocks count until pcm_purge";
+  CHECK(exhaust([] { return std::malloc(opaque(std::size_t(1000))); }, 1000, release_by::free_));
+  const std::size_t count = filler_count;
+  release_fillers();
+  errno = 0;
+  void* p = std::malloc(opaque(64 * MiB));
+  CHECK(p == nullptr);   // the chunks are free but still mapped
+  CHECK(errno == ENOMEM);
+  std::free(p);
+  pcm_purge();
+  p = std::malloc(opaque(64 * MiB));
+  CHECK(p != nullptr);   // unmapped by the purge
+  std::free(p);
+  std::printf("limit_bytes: %zu blocks of 1000 B freed; 64 MiB failed until pcm_purge, then succeeded\n", count);
+}
+
 int run_limit() {
   const char* conf = std::getenv("PCMALLOC_CONF");
   if (!conf || !std::strstr(conf, "limit_bytes:")) {
@@ -377,6 +397,7 @@ int run_limit() {
   make_keepers();
   check_keepers("keepers under the limit");
   std::printf("PCMALLOC_CONF=%s\n", conf);
+  if (std::strstr(conf, "decay_ms:60000")) freed_chunks_count_until_purged();
   run_exhausted_phase();
   run_recovery_phase(true);
   check_keepers("keepers at the end");
