@@ -361,7 +361,7 @@ struct worker_state {
   for (std::size_t i = w.own.size() / 2; i-- > 0;) release(w.remove_at(i), "free in forked child");
   std::vector<block> mine;
   try { mine.reserve(2048); } catch (const std::bad_alloc&) { _exit(0); }   // --oom-ok only
-  for (unsigned round = 0; round < 4000; ++round) {
+  for (unsigned round = 0; round < 1500; ++round) {
     if (mine.size() < 2048 && w.r.below(3) != 0) {
       block b = allocate(w.r, w.new_id());
       if (!b.p) continue;   // out of memory (--oom-ok)
@@ -403,7 +403,7 @@ void worker(std::uint64_t serial, std::atomic<bool>* finished) {
   worker_state w;
   w.r = rng{opt.seed * 0x2545F4914F6CDD1Dull + serial};
   w.serial = serial;
-  const std::uint64_t lifetime = w.r.between(500, 40000);   // operations before this thread exits
+  const std::uint64_t lifetime = w.r.between(200, 10000);   // operations before this thread exits
   std::vector<block> incoming;
   // Vectors never grow inside the loop: under --oom-ok a growth could throw.
   try {
