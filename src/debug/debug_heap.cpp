@@ -9,6 +9,7 @@
 #include <dlfcn.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <setjmp.h>
 #include <link.h>
 #include <ucontext.h>
 #include <unistd.h>
@@ -442,6 +443,24 @@ std::uintptr_t parse_hex(const char*& p) {
   }
 }
 
+// Other threads may still run while the scan reads their memory at exit (LSan
+// stops them; this scan does not): a mapping unmapped under it faults. A fault
+// on the scanning thread abandons that mapping; any other thread's fault goes
+// to the handler that was there before.
+sigjmp_buf scan_escape;
+std::int32_t scanning_thread = 0;
+struct sigaction scan_previous_segv, scan_previous_bus;
+
+void on_scan_fault(int signal, siginfo_t*, void*) {
+  if (current_thread() == scanning_thread) siglongjmp(scan_escape, 1);
+  sigaction(signal, signal == SIGBUS ? &scan_previous_bus : &scan_previous_segv, nullptr);   // re-raised on return
+}
+
+// Its own frame: nothing of the caller's lives across the jump.
+[[gnu::noinline]] void scan_or_skip(const exclusions& excluded, std::uintptr_t begin, std::uintptr_t end, work_list& work) {
+  if (sigsetjmp(scan_escape, 1) == 0) excluded.scan(begin, end, work);
+}
+
 // Every private, readable and writable mapping that is anonymous (no file:
 // stacks, TLS, the program's own mmaps; [heap], [stack], [anon:...]). Module
 // data segments come from dl_iterate_phdr; device and shared mappings are left
@@ -449,6 +468,20 @@ std::uintptr_t parse_hex(const char*& p) {
 void scan_anonymous_mappings(const exclusions& excluded, work_list& work) {
   maps_text maps;
   if (!maps.read()) return;
+  struct sigaction on_fault_during_scan {};
+  on_fault_during_scan.sa_sigaction = on_scan_fault;
+  on_fault_during_scan.sa_flags = SA_SIGINFO | SA_NODEFER;
+  sigemptyset(&on_fault_during_scan.sa_mask);
+  scanning_thread = current_thread();
+  sigaction(SIGSEGV, &on_fault_during_scan, &scan_previous_segv);
+  sigaction(SIGBUS, &on_fault_during_scan, &scan_previous_bus);
+  struct restore_handlers {
+    ~restore_handlers() {
+      sigaction(SIGSEGV, &scan_previous_segv, nullptr);
+      sigaction(SIGBUS, &scan_previous_bus, nullptr);
+      scanning_thread = 0;
+    }
+  } restore;
   int here;
   auto sp = reinterpret_cast<std::uintptr_t>(&here);
   for (const char* line = maps.text; *line;) {
@@ -471,7 +504,7 @@ void scan_anonymous_mappings(const exclusions& excluded, work_list& work) {
       // The calling thread: only the live part of its stack (below the
       // stack pointer lie stale copies that would hide leaks).
       if (sp >= begin && sp < end) begin = sp;
-      excluded.scan(begin, end, work);
+      scan_or_skip(excluded, begin, end, work);
     }
     line = *end_of_line ? end_of_line + 1 : end_of_line;
   }

@@ -44,6 +44,18 @@ static void* thread_release_again(void* p) {
 static void* thread_leak(void* n) { sink = c_make((size_t)(uintptr_t)n); sink = NULL; return NULL; }
 static void* thread_free_own_stack(void* unused) { int local[4]; (void)unused; c_release(local); return NULL; }
 
+/* Maps and unmaps memory until the process ends: the leak scan at exit reads
+ * mappings that vanish under it. */
+static void* remapper(void* unused) {
+  (void)unused;
+  for (;;) {
+    char* m = mmap(NULL, 1 << 20, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    for (int i = 0; i < (1 << 20); i += 4096) m[i] = 1;
+    munmap(m, 1 << 20);
+  }
+  return NULL;
+}
+
 /* Clean and busy: blocks made on one thread, resized and freed on others. */
 #define SLOTS 256
 static void* slots[SLOTS];
@@ -126,6 +138,13 @@ int main(int argc, char** argv) {
       printf("expect-threads: allocated by T%d\n", t1);
       c_release(p);
       break;
+    case 17: { /* clean: exit while another thread maps and unmaps */
+      pthread_t t;
+      pthread_create(&t, NULL, remapper, NULL);
+      usleep(20000);
+      c_release(p);
+      break;
+    }
     case 16: c_release(p); c_release_again(p); c_release(global_buffer); break; /* two errors */
   }
   printf("done %d\n", which);
