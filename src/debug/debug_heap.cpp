@@ -34,11 +34,7 @@ constexpr unsigned max_frames = 64;
 
 std::size_t round_up(std::size_t n, std::size_t to) { return (n + to - 1) & ~(to - 1); }
 
-std::uint32_t save_stack() {
-  void* frames[max_frames];
-  unsigned depth = capture_here(frames, max_frames);
-  return stack_depot_save(frames, depth);
-}
+std::uint32_t save_stack() { return save_here(); }
 
 // First byte in [p, p + n) that is not `value`, or nullptr.
 const unsigned char* first_mismatch(const void* p, std::size_t n, unsigned char value) {

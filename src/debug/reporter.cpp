@@ -13,6 +13,8 @@
 #include "symbolize.hpp"
 #include "text_writer.hpp"
 
+extern "C" void* __libc_stack_end;
+
 namespace pcm::debug {
 namespace {
 
@@ -206,6 +208,103 @@ unsigned capture_here(void** frames, unsigned max) noexcept {
   unsigned n = 0;
   for (unsigned i = first; i < depth && n < limit; ++i) frames[n++] = all[i];
   return n;
+}
+
+namespace {
+// The last stack saved on this thread, with the stack slot where each return
+// address was found. A thread that allocates again from the same place (a
+// loop) has its stack pointer at the same place and the same return addresses
+// in the same slots: a few loads prove the stack unchanged, instead of an
+// unwind and a depot lookup. (Frames laid out by a frame pointer, e.g. with
+// alloca, could move while a stale copy stays in an old slot: then a stack of
+// the same functions from another path is reused. Rare, and still a true
+// stack of the program.)
+constexpr unsigned cached_frames = 28;
+constexpr std::uintptr_t slot_search_bytes = 64 * 1024;
+struct saved_stack_cache {
+  std::uintptr_t anchor;   // where save_here's local lies: the same call path puts it at the same place
+  std::uint32_t id;        // 0: nothing cached
+  unsigned count;
+  void* const* slot[cached_frames];
+  void* value[cached_frames];
+};
+
+// The highest address of this thread's stack that may be read above `anchor`
+// (the main thread: where its stack started; other threads: their control block,
+// which glibc puts at the top of their stack), or 0 when unknown.
+std::uintptr_t stack_top_above(std::uintptr_t anchor) {
+  constexpr std::uintptr_t plausible = std::uintptr_t(1) << 26;
+  auto main_top = reinterpret_cast<std::uintptr_t>(__libc_stack_end);
+  if (anchor < main_top && main_top - anchor < plausible) return main_top;
+  auto thread_top = reinterpret_cast<std::uintptr_t>(__builtin_thread_pointer());
+  if (anchor < thread_top && thread_top - anchor < plausible) return thread_top;
+  return 0;
+}
+// A few per thread: allocation and free paths alternate.
+constexpr unsigned cached_stacks = 4;
+__thread saved_stack_cache last_saved[cached_stacks] __attribute__((tls_model("initial-exec")));
+__thread unsigned last_replaced __attribute__((tls_model("initial-exec")));
+}  // namespace
+
+__attribute__((noinline)) std::uint32_t save_here() noexcept {
+  volatile int anchor_local = 0;
+  auto anchor = reinterpret_cast<std::uintptr_t>(&anchor_local);
+  saved_stack_cache* match = nullptr;
+  for (saved_stack_cache& c : last_saved) {
+    if (!c.id || c.anchor != anchor) continue;
+    unsigned k = 0;
+    while (k < c.count && *c.slot[k] == c.value[k]) ++k;
+    if (k == c.count) return c.id;
+    match = &c;   // same place, another path: replace this one
+  }
+  if (!match) match = &last_saved[last_replaced++ % cached_stacks];
+  saved_stack_cache& cache = *match;
+  unsigned limit = config.stack_depth < max_stack_depth ? config.stack_depth : max_stack_depth;
+  if (limit == 0) return 0;
+  constexpr unsigned capacity = 128;
+  void* all[capacity];
+  auto inside = [](void* pc) {
+    auto a = reinterpret_cast<std::uintptr_t>(pc);
+    return a >= own_text_begin && a < own_text_end;
+  };
+  unsigned want = limit + 4 < capacity ? limit + 4 : capacity;
+  unsigned depth = capture(all, want, 0);
+  unsigned first = 0;
+  while (first < depth && inside(all[first])) ++first;
+  if (depth == want && first + limit > want && want < capacity) {
+    want = first + limit + 4 < capacity ? first + limit + 4 : capacity;
+    depth = capture(all, want, 0);
+    first = 0;
+    while (first < depth && inside(all[first])) ++first;
+  }
+  unsigned begin = first == depth ? 0 : first;
+  unsigned n = depth - begin < limit ? depth - begin : limit;
+  std::uint32_t id = stack_depot_save(all + begin, n);
+  // Where frames 1.. came from (frame 0 is in this function: always the same).
+  // Return addresses are the frames + 1.
+  cache.id = 0;
+  unsigned last = begin + n;
+  std::uintptr_t top = stack_top_above(anchor);
+  if (id && top && last - 1 <= cached_frames) {
+    // Every return address was read from the stack by the unwinder, except
+    // below a signal frame: a value not found ends the search at `top`.
+    std::uintptr_t search_end = top - anchor < slot_search_bytes ? top : anchor + slot_search_bytes;
+    auto* p = reinterpret_cast<void* const*>((anchor + sizeof(void*) - 1) & ~std::uintptr_t(sizeof(void*) - 1));
+    auto* end = reinterpret_cast<void* const*>(search_end & ~std::uintptr_t(sizeof(void*) - 1));
+    unsigned k = 0;
+    for (unsigned f = 1; f < last; ++f) {
+      void* value = static_cast<char*>(all[f]) + 1;
+      while (p < end && *p != value) ++p;
+      if (p == end) return id;   // not found near: no caching
+      cache.slot[k] = p;
+      cache.value[k++] = value;
+      ++p;
+    }
+    cache.count = k;
+    cache.anchor = anchor;
+    cache.id = id;
+  }
+  return id;
 }
 
 std::uint64_t errors_reported() noexcept { return error_total.load(std::memory_order_relaxed); }

@@ -50,6 +50,8 @@ std::int32_t current_thread() noexcept;   // kernel thread id, cached
 unsigned capture_here(void** frames, unsigned max) noexcept;
 // A line of text to the report output (stderr's duplicate or the report_file).
 void report_note(const char* text, std::size_t length) noexcept;
+// The calling thread's stack (as capture_here) saved in the stack depot: its id.
+std::uint32_t save_here() noexcept;
 // At start-up: duplicate the report descriptor, find our own code, warm libunwind.
 void prepare_reports() noexcept;
 
