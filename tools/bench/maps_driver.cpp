@@ -318,7 +318,7 @@ int compare(const options& o) {
         double speedup = reference[1] / pool[1], goal = requests ? 1.5 : 1.3;
         bool met = speedup >= goal;
         targets_met = targets_met && met;
-        std::printf("  target: map_pool %.1fx faster than %s (cpu time): %s (%.2fx; wall time %.2fx)\n", goal,
+        std::printf("  target: map_pool %.1fx faster than %s (cpu time): %s (%.3fx; wall time %.3fx)\n", goal,
                     reference_key, met ? "met" : "NOT met", speedup, reference[0] / pool[0]);
       }
     }
