@@ -56,16 +56,13 @@ const unsigned char* first_mismatch(const void* p, std::size_t n, unsigned char 
 
 std::size_t left_redzone(std::size_t alignment) { return alignment > redzone ? alignment : redzone; }
 
-// The block ends exactly where the guard page starts whenever its alignment
-// allows: a default-aligned request needs no more alignment than the largest
-// power of two dividing its size (sizeof(T) is a multiple of alignof(T)), so
-// an overflow by a single byte faults.
-bool allocate_guarded(block_record& r, std::size_t size, std::size_t alignment, bool default_alignment) {
+// The block ends as near the guard page as its alignment allows: exactly on
+// it when the size is a multiple of the alignment (16 at least: malloc's
+// guarantee, which programs rely on, e.g. python3's aligned loads), so an
+// overflow by one byte faults; otherwise the few bytes between are canary,
+// checked at free.
+bool allocate_guarded(block_record& r, std::size_t size, std::size_t alignment, bool) {
   std::size_t page = os::page_size;
-  if (default_alignment && size) {
-    std::size_t natural = size & (~size + 1);
-    alignment = natural < alignment ? natural : alignment;
-  }
   std::size_t body = round_up(size ? size : 1, alignment);
   std::size_t data = round_up(body + redzone, page);
   std::size_t total = data + 2 * page;
@@ -632,9 +629,11 @@ void* allocate(std::size_t size, std::size_t alignment, alloc_kind kind, bool ze
   if (size > (std::size_t(1) << 46)) { errno = ENOMEM; return nullptr; }
   block_record staging{};
   bool guarded = config.guard && alignment <= os::page_size;
-  if (guarded) {
-    if (!allocate_guarded(staging, size, alignment, default_alignment)) { errno = ENOMEM; return nullptr; }
-  } else {
+  // Each guarded block is three kernel mappings (guard, data, guard): past
+  // vm.max_map_count the kernel refuses more, and the block gets canaries
+  // instead (the program goes on, with less checking).
+  if (guarded && !allocate_guarded(staging, size, alignment, default_alignment)) guarded = false;
+  if (!guarded) {
     std::size_t left = left_redzone(alignment);
     void* raw = alignment > 16 ? pcm::allocate_aligned(alignment, left + size + redzone) : pcm::allocate(left + size + redzone);
     if (!raw) return nullptr;
