@@ -10,7 +10,7 @@ source "$(dirname "$0")/compare.sh"
 lib=$(realpath "$1") gxx=$2 source=$3
 read -r -a flags <<<"$(by_size -O1 '-O0 -DPCM_SMOKE')"
 # The driver, cc1plus, collect2, as and ld free little at exit: valgrind finds
-# the same blocks "definitely lost" (cc1plus alone: 0.3 MiB in 16k blocks) that
+# the same blocks "definitely lost" (as alone: 0.3 MiB in 16k blocks) that
 # the debug library reports.
 debug_leaks=summary
 
