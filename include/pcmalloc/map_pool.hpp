@@ -385,7 +385,8 @@ class map_pool {
     // A map idle on another CPU is still better than a new one.
     for (std::size_t k = 1; !e && k < shard_count_; ++k) {
       shard& other = shards_[(home + k) % shard_count_];
-      if (!other.idle) continue;
+      // A peek without the lock (just a hint), so idle is written atomically.
+      if (!__atomic_load_n(&other.idle, __ATOMIC_RELAXED)) continue;
       other.lock.lock();
       e = pop(other);
       if (e) ++other.hits;
@@ -411,7 +412,8 @@ class map_pool {
     for (std::size_t i = 0; i < shard_count_; ++i) {
       shard& sh = shards_[i];
       sh.lock.lock();
-      entry* list = std::exchange(sh.idle, nullptr);
+      entry* list = sh.idle;
+      __atomic_store_n(&sh.idle, nullptr, __ATOMIC_RELAXED);
       sh.count = 0;
       sh.lock.unlock();
       while (list) destroy(std::exchange(list, list->next_idle));
@@ -473,13 +475,13 @@ class map_pool {
 
   static void park(shard& sh, entry* e) noexcept {
     e->next_idle = sh.idle;
-    sh.idle = e;
+    __atomic_store_n(&sh.idle, e, __ATOMIC_RELAXED);   // acquire() peeks at it unlocked
     ++sh.count;
   }
   static entry* pop(shard& sh) noexcept {
     entry* e = sh.idle;
     if (e) {
-      sh.idle = e->next_idle;
+      __atomic_store_n(&sh.idle, e->next_idle, __ATOMIC_RELAXED);
       --sh.count;
     }
     return e;
