@@ -11,6 +11,7 @@
 #include <cstdint>
 
 #include "cache.hpp"
+#include "sanitizer.hpp"
 
 namespace pcm::rseq {
 
@@ -66,6 +67,7 @@ inline constexpr bool supported = true;
       : [result] "=&r"(result), [bin] "=&r"(bin), [count] "=&r"(count)
       : [area] "r"(rseq_area), [bin0] "r"(bin0), [max_cpus] "i"(max_cpus), [shift] "i"(cache_set_shift)
       : "memory", "cc");
+  sanitizer::taken_over(result);
   return result;
 }
 
@@ -73,6 +75,7 @@ inline constexpr bool supported = true;
 [[gnu::always_inline]] inline bool push(char* rseq_area, cache_bin* bin0, void* object) noexcept {
   std::uintptr_t bin, count, slots;
   unsigned ok;
+  sanitizer::handing_over(object);
   asm volatile(
       ".pushsection __rseq_cs, \"aw\"\n\t"
       ".balign 32\n\t"

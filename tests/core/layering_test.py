@@ -14,7 +14,7 @@ import sys
 # of arenas/ must be listed: a new file needs a place in the order.
 LAYERS = [
     ['platform/platform.hpp', 'platform/platform_linux.cpp'],
-    ['size_class.hpp', 'lock.hpp', 'report.hpp', 'report.cpp', 'options.hpp', 'options.cpp'],
+    ['size_class.hpp', 'lock.hpp', 'report.hpp', 'report.cpp', 'options.hpp', 'options.cpp', 'sanitizer.hpp'],
     ['base.hpp', 'base.cpp', 'page_map.hpp', 'page_map.cpp', 'slab.hpp'],
     ['page_runs.hpp', 'page_runs.cpp'],
     ['arena.hpp', 'arena.cpp'],
