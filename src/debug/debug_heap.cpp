@@ -1,6 +1,7 @@
 #include "debug_heap.hpp"
 
 #include <algorithm>
+#include <atomic>
 #include <cerrno>
 #include <csignal>
 #include <cstdio>
@@ -53,6 +54,9 @@ const unsigned char* first_mismatch(const void* p, std::size_t n, unsigned char 
 // ---- block layout ------------------------------------------------------------
 // Plain:   raw [left canary][user block][right canary up to the core's usable size]
 // Guarded: [guard page][canary][user block, ending on the next page][guard page]
+
+constexpr std::size_t max_guarded_blocks = 12000;   // 36k of the kernel's 65530 mappings
+std::atomic<std::size_t> guarded_blocks{0};
 
 std::size_t left_redzone(std::size_t alignment) { return alignment > redzone ? alignment : redzone; }
 
@@ -143,8 +147,12 @@ quarantine_shard quarantine[quarantine_shards];
 std::size_t quarantine_cost(const block_record& r) { return r.raw_bytes; }
 
 void release_block(block_record* r) {
-  if (r->guarded) os::unmap(r->raw, r->raw_bytes);
-  else pcm::deallocate(r->raw);
+  if (r->guarded) {
+    os::unmap(r->raw, r->raw_bytes);
+    guarded_blocks.fetch_sub(1, std::memory_order_relaxed);
+  } else {
+    pcm::deallocate(r->raw);
+  }
   registry::erase(r);
 }
 
@@ -629,10 +637,13 @@ void* allocate(std::size_t size, std::size_t alignment, alloc_kind kind, bool ze
   if (size > (std::size_t(1) << 46)) { errno = ENOMEM; return nullptr; }
   block_record staging{};
   bool guarded = config.guard && alignment <= os::page_size;
-  // Each guarded block is three kernel mappings (guard, data, guard): past
-  // vm.max_map_count the kernel refuses more, and the block gets canaries
-  // instead (the program goes on, with less checking).
+  // Each guarded block is three kernel mappings (guard, data, guard), and the
+  // kernel allows 65530 (vm.max_map_count) for everything: past
+  // max_guarded_blocks live and quarantined, or when the kernel refuses, a block
+  // gets canaries instead, and the program and the core keep room to map.
+  if (guarded && guarded_blocks.fetch_add(1, std::memory_order_relaxed) >= max_guarded_blocks) guarded = false;
   if (guarded && !allocate_guarded(staging, size, alignment, default_alignment)) guarded = false;
+  if (!guarded && config.guard) guarded_blocks.fetch_sub(1, std::memory_order_relaxed);
   if (!guarded) {
     std::size_t left = left_redzone(alignment);
     void* raw = alignment > 16 ? pcm::allocate_aligned(alignment, left + size + redzone) : pcm::allocate(left + size + redzone);
@@ -643,7 +654,12 @@ void* allocate(std::size_t size, std::size_t alignment, alloc_kind kind, bool ze
   }
   block_record* r = registry::insert(staging.user);
   if (!r) {
-    if (guarded) os::unmap(staging.raw, staging.raw_bytes); else pcm::deallocate(staging.raw);
+    if (guarded) {
+      os::unmap(staging.raw, staging.raw_bytes);
+      guarded_blocks.fetch_sub(1, std::memory_order_relaxed);
+    } else {
+      pcm::deallocate(staging.raw);
+    }
     errno = ENOMEM;
     return nullptr;
   }
