@@ -33,11 +33,11 @@ if ! "$CXX" -fsanitize=fuzzer,address,undefined "$probe" -o "$work/probe" 2>"$wo
 fi
 
 meson=${MESON:-meson}
-sanitize_flags='-fno-sanitize-recover=all'
+sanitize_flags='-fno-sanitize-recover=all -g1'
 if [ ! -f "$work/lib/build.ninja" ]; then
   CC=$CC CXX=$CXX "$meson" setup "$work/lib" "$source_root" \
     -Doverride=false -Dtests=false -Dbenchmarks=false \
-    -Dbuildtype=debugoptimized -Dwerror=false \
+    -Dbuildtype=plain -Doptimization=1 -Dwerror=false \
     -Db_sanitize=address,undefined -Db_lundef=false \
     "-Dcpp_args=-fsanitize=fuzzer-no-link $sanitize_flags" "-Dc_args=$sanitize_flags" >"$work/setup.log" \
     || { cat "$work/setup.log"; exit 1; }
