@@ -85,6 +85,12 @@ unsigned arena_core::refill(unsigned cls, void** out, unsigned count) noexcept {
   bin& b = bins[cls];
   lock_guard guard(b.lock);
   unsigned n = 0;
+  if (b.transfer_count) {
+    n = count < b.transfer_count ? count : b.transfer_count;
+    b.transfer_count -= n;
+    std::memcpy(out, b.transfer + b.transfer_count, n * sizeof(void*));
+    b.transfer_used = true;
+  }
   while (n < count) {
     if (!b.current || b.current->full()) {
       if (!b.partial.empty()) {
@@ -104,6 +110,39 @@ unsigned arena_core::refill(unsigned cls, void** out, unsigned count) noexcept {
   b.stats.refills += 1;
   b.stats.objects_out += n;
   return n;
+}
+
+unsigned arena_core::stash(unsigned cls, void* const* objects, unsigned count) noexcept {
+  bin& b = bins[cls];
+  if (b.transfer_capacity == 0) return 0;
+  lock_guard guard(b.lock);
+  unsigned room = b.transfer_capacity - b.transfer_count;
+  unsigned n = count < room ? count : room;
+  std::memcpy(b.transfer + b.transfer_count, objects, n * sizeof(void*));
+  b.transfer_count += n;
+  b.transfer_used = true;
+  return n;
+}
+
+void arena_core::flush_transfers(bool only_idle) noexcept {
+  for (unsigned cls = first_class; cls < first_class + small_class_count; ++cls) {
+    bin& b = bins[cls];
+    if (b.transfer_capacity == 0) continue;
+    while (true) {
+      // Copy out under the lock, free outside it: free_to_slabs takes other
+      // arenas' bin locks, and two bin locks are never held at once.
+      void* batch[64];
+      unsigned n;
+      if (!b.lock.try_lock()) break;
+      if (only_idle && b.transfer_used) { b.transfer_used = false; b.lock.unlock(); break; }
+      n = b.transfer_count < 64 ? b.transfer_count : 64;
+      b.transfer_count -= n;
+      std::memcpy(batch, b.transfer + b.transfer_count, n * sizeof(void*));
+      b.lock.unlock();
+      if (n == 0) break;
+      free_to_slabs(batch, n);
+    }
+  }
 }
 
 // Put one object back on its slab; move the slab between the bin's lists as
@@ -230,6 +269,7 @@ void arena_core::reset() noexcept {
   pages.free_everything();
   while (slab* block = huge_blocks.front()) free_huge(block);
   for (bin& b : bins) {
+    b.transfer_count = 0;
     b.current = nullptr;
     b.partial.reset();
     b.spare = nullptr;
@@ -318,15 +358,34 @@ void* reallocate_huge(slab* s, std::size_t new_size) noexcept {
 
 namespace arenas {
 
+// Objects a transfer stack holds: up to 64 KiB of them, at least 4 and at most
+// 1024 (16-64 B classes: 1024; 256 B: 256; 4 KiB: 16; 32 KiB: 4). Enough for
+// a burst of a few thousand blocks to cycle without touching slabs; little
+// memory where classes are big. Idle stacks go home at the next decay tick.
+std::uint32_t transfer_capacity(unsigned cls) {
+  std::uint32_t n = (64u << 10) / size_classes[cls].size;
+  return n < 4 ? 4 : n > 1024 ? 1024 : n;
+}
+
 void init(unsigned count) noexcept {
   arena_count = count;
   void* memory = base::allocate(sizeof(arena_core) * count);
   if (!memory) fatal("cannot map memory for %u arenas", count);
   arena_table = static_cast<arena_core*>(memory);
+  std::size_t slots = 0;
+  for (unsigned cls = first_class; cls < first_class + small_class_count; ++cls) slots += transfer_capacity(cls);
   for (unsigned i = 0; i < count; ++i) {
     new (&arena_table[i]) arena_core();
     arena_table[i].index = i;
     arena_table[i].pages.huge_pages = config.huge_pages;
+    // Untouched until used: base memory is mapped, not committed.
+    auto* slot = static_cast<void**>(base::allocate(slots * sizeof(void*)));
+    if (!slot) continue;   // this arena works without transfer stacks
+    for (unsigned cls = first_class; cls < first_class + small_class_count; ++cls) {
+      arena_table[i].bins[cls].transfer = slot;
+      arena_table[i].bins[cls].transfer_capacity = transfer_capacity(cls);
+      slot += transfer_capacity(cls);
+    }
   }
 }
 
@@ -347,6 +406,7 @@ void decay_tick(bool force) noexcept {
   if (!force && !next_decay_tick.compare_exchange_strong(due, now + step, std::memory_order_relaxed)) return;
   for (unsigned i = 0; i < arena_count; ++i) {
     arena_core& a = arena_table[i];
+    a.flush_transfers(!force);
     if (force) a.page_lock.lock();
     else if (!a.page_lock.try_lock()) continue;
     a.purge(now, force ? 0 : config.decay_ms);

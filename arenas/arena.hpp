@@ -25,11 +25,20 @@ struct bin_stats {
   std::uint64_t slabs_created = 0;
 };
 
+// A bin's transfer stack holds whole objects that caches drained, for the next
+// refill of any cache (tcmalloc's transfer cache): both ends move by memcpy,
+// with no walk over slabs. Objects in it may belong to any arena's slabs; they
+// go home (free_to_slabs) when the stack is full, idle at a decay tick, or
+// purged. Capacity 0 (explicit arenas) turns it off.
 struct alignas(64) bin {
   mutex lock;
   slab* current = nullptr;   // where allocation happens
   slab_list partial;         // other slabs with free objects
   slab* spare = nullptr;     // one empty slab kept to damp create/destroy churn
+  void** transfer = nullptr;
+  std::uint32_t transfer_count = 0;
+  std::uint32_t transfer_capacity = 0;
+  bool transfer_used = false;   // since the last decay tick
   bin_stats stats;
 };
 
@@ -53,6 +62,12 @@ struct arena_core {
 
   // Take up to `count` objects of class `cls` for a cache; returns how many.
   unsigned refill(unsigned cls, void** out, unsigned count) noexcept;
+  // Keep up to `count` objects of class `cls` drained from a cache on the
+  // transfer stack; returns how many it took (the caller frees the rest).
+  unsigned stash(unsigned cls, void* const* objects, unsigned count) noexcept;
+  // Send the transfer stack's objects home; with `only_idle`, only where the
+  // stack was not used since the last call. Never waits for a busy bin.
+  void flush_transfers(bool only_idle) noexcept;
   // Large blocks: page runs of whole pages, aligned to `alignment` (<= chunk).
   void* allocate_large(std::size_t size, std::size_t alignment, bool zero) noexcept;
   void free_large(slab* run) noexcept;

@@ -8,6 +8,7 @@
 #pragma once
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
 
 #include "size_class.hpp"
 
@@ -75,7 +76,7 @@ void bin_drain_and_push(cache_bin& bin, void* object, Source& source) noexcept {
   if (n > bin.count) n = bin.count;
   // Drain the oldest objects (bottom of the stack): the newest are the warmest.
   source.drain(bin.slots, n);
-  for (unsigned i = n; i < bin.count; ++i) bin.slots[i - n] = bin.slots[i];
+  std::memmove(bin.slots, bin.slots + n, (bin.count - n) * sizeof(void*));
   bin.count -= n;
   if (!bin_push(bin, object)) source.drain(&object, 1);
 }

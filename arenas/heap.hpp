@@ -38,7 +38,7 @@ slab* checked_block(const char* operation, const void* p, page_entry e) noexcept
 // explicit arena's): refill this CPU's bin from `source` and return one
 // object; or make room in this CPU's bin and push p.
 void* cpu_refill(cache_set* sets, char* area, arena_core& source, unsigned cls) noexcept;
-void cpu_give_back(cache_set* sets, char* area, unsigned cls, void* p) noexcept;
+void cpu_give_back(cache_set* sets, char* area, arena_core& below, unsigned cls, void* p) noexcept;
 // A cache set's bins with the configured capacities over `slots`
 // (slots_per_cache_set() pointers).
 void set_up_bins(cache_set& set, void** slots) noexcept;

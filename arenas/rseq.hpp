@@ -118,10 +118,121 @@ inline constexpr bool supported = true;
   return ok != 0;
 }
 
+// Move up to `want` objects from the top of this CPU's bin into `out`, in one
+// critical section: the copy goes to the caller's memory, and only the final
+// store of the new count commits it, so an abort simply copies again.
+// Returns how many were moved (0 when the bin is empty or the CPU unknown).
+// Batch moves leave the hit/free counters alone: they are not user requests.
+[[gnu::always_inline]] inline unsigned pop_batch(char* rseq_area, cache_bin* bin0, void** out, unsigned want) noexcept {
+  std::uintptr_t bin, count, taken, from, i, object;
+  asm volatile(
+      ".pushsection __rseq_cs, \"aw\"\n\t"
+      ".balign 32\n\t"
+      "3:\n\t"
+      ".long 0x0, 0x0\n\t"
+      ".quad 1f, 2f - 1f, 4f\n\t"
+      ".popsection\n\t"
+      "0:\n\t"
+      "leaq 3b(%%rip), %[bin]\n\t"
+      "movq %[bin], 8(%[area])\n\t"
+      "1:\n\t"
+      "xorl %k[taken], %k[taken]\n\t"
+      "movl 4(%[area]), %k[bin]\n\t"
+      "cmpl %[max_cpus], %k[bin]\n\t"
+      "jae 2f\n\t"
+      "shlq %[shift], %[bin]\n\t"
+      "addq %[bin0], %[bin]\n\t"
+      "movl (%[bin]), %k[count]\n\t"
+      "movl %[want], %k[taken]\n\t"
+      "cmpl %k[count], %k[taken]\n\t"
+      "cmoval %k[count], %k[taken]\n\t"       // taken = min(want, count)
+      "testl %k[taken], %k[taken]\n\t"
+      "jz 2f\n\t"
+      "subl %k[taken], %k[count]\n\t"         // the new count
+      "movq 8(%[bin]), %[from]\n\t"
+      "leaq (%[from], %[count], 8), %[from]\n\t"
+      "xorl %k[i], %k[i]\n\t"
+      "7:\n\t"
+      "movq (%[from], %[i], 8), %[object]\n\t"
+      "movq %[object], (%[out], %[i], 8)\n\t"
+      "addl $1, %k[i]\n\t"
+      "cmpl %k[taken], %k[i]\n\t"
+      "jb 7b\n\t"
+      "movl %k[count], (%[bin])\n\t"          // commit
+      "2:\n\t"
+      ".pushsection __rseq_failure, \"ax\"\n\t"
+      ".long 0x53053053\n\t"
+      "4:\n\t"
+      "jmp 0b\n\t"
+      ".popsection\n\t"
+      : [taken] "=&r"(taken), [bin] "=&r"(bin), [count] "=&r"(count), [from] "=&r"(from), [i] "=&r"(i),
+        [object] "=&r"(object)
+      : [area] "r"(rseq_area), [bin0] "r"(bin0), [out] "r"(out), [want] "r"(want),
+        [max_cpus] "i"(max_cpus), [shift] "i"(cache_set_shift)
+      : "memory", "cc");
+  return unsigned(taken);
+}
+
+// Copy up to `n` objects from `in` onto this CPU's bin, as far as it has room;
+// returns how many went in (0 when full or the CPU unknown). One critical
+// section: the slots above count are invisible until the commit.
+[[gnu::always_inline]] inline unsigned push_batch(char* rseq_area, cache_bin* bin0, void* const* in, unsigned n) noexcept {
+  std::uintptr_t bin, count, put, to, i, object;
+  asm volatile(
+      ".pushsection __rseq_cs, \"aw\"\n\t"
+      ".balign 32\n\t"
+      "3:\n\t"
+      ".long 0x0, 0x0\n\t"
+      ".quad 1f, 2f - 1f, 4f\n\t"
+      ".popsection\n\t"
+      "0:\n\t"
+      "leaq 3b(%%rip), %[bin]\n\t"
+      "movq %[bin], 8(%[area])\n\t"
+      "1:\n\t"
+      "xorl %k[put], %k[put]\n\t"
+      "movl 4(%[area]), %k[bin]\n\t"
+      "cmpl %[max_cpus], %k[bin]\n\t"
+      "jae 2f\n\t"
+      "shlq %[shift], %[bin]\n\t"
+      "addq %[bin0], %[bin]\n\t"
+      "movl (%[bin]), %k[count]\n\t"
+      "movl 4(%[bin]), %k[put]\n\t"
+      "subl %k[count], %k[put]\n\t"           // room (capacity >= count always)
+      "cmpl %[n], %k[put]\n\t"
+      "cmoval %[n], %k[put]\n\t"              // put = min(n, room)
+      "testl %k[put], %k[put]\n\t"
+      "jz 2f\n\t"
+      "movq 8(%[bin]), %[to]\n\t"
+      "leaq (%[to], %[count], 8), %[to]\n\t"
+      "xorl %k[i], %k[i]\n\t"
+      "7:\n\t"
+      "movq (%[in], %[i], 8), %[object]\n\t"
+      "movq %[object], (%[to], %[i], 8)\n\t"  // beyond count until committed
+      "addl $1, %k[i]\n\t"
+      "cmpl %k[put], %k[i]\n\t"
+      "jb 7b\n\t"
+      "addl %k[put], %k[count]\n\t"
+      "movl %k[count], (%[bin])\n\t"          // commit
+      "2:\n\t"
+      ".pushsection __rseq_failure, \"ax\"\n\t"
+      ".long 0x53053053\n\t"
+      "4:\n\t"
+      "jmp 0b\n\t"
+      ".popsection\n\t"
+      : [put] "=&r"(put), [bin] "=&r"(bin), [count] "=&r"(count), [to] "=&r"(to), [i] "=&r"(i),
+        [object] "=&r"(object)
+      : [area] "r"(rseq_area), [bin0] "r"(bin0), [in] "r"(in), [n] "r"(n),
+        [max_cpus] "i"(max_cpus), [shift] "i"(cache_set_shift)
+      : "memory", "cc");
+  return unsigned(put);
+}
+
 #else
 inline constexpr bool supported = false;
 inline void* pop(char*, cache_bin*) noexcept { return nullptr; }
 inline bool push(char*, cache_bin*, void*) noexcept { return false; }
+inline unsigned pop_batch(char*, cache_bin*, void**, unsigned) noexcept { return 0; }
+inline unsigned push_batch(char*, cache_bin*, void* const*, unsigned) noexcept { return 0; }
 #endif
 
 // The CPU this thread runs on now, or -1 when rseq is not registered for it.

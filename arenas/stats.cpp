@@ -26,6 +26,7 @@ void take(snapshot& out) noexcept {
       bin& b = a.bins[cls];
       lock_guard guard(b.lock);
       out.classes[cls].slabs += b.stats.slabs;
+      out.classes[cls].cached_objects += b.transfer_count;
       out_of_slabs[cls] += b.stats.objects_out - b.stats.objects_back;
     }
     lock_guard guard(a.page_lock);
