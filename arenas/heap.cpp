@@ -68,16 +68,13 @@ arena_core& home_arena() noexcept {
   return arenas::for_this_thread();
 }
 
-// The layer below a cache of class `cls`: the calling thread's arena, whose
-// transfer stack takes drained objects first.
+// The layer below a thread's cache of class `cls`: refills from the calling
+// thread's arena; drains onto a transfer stack first (stash_or_free).
 struct arena_source {
   arena_core& owner;
   unsigned cls;
   unsigned refill(unsigned c, void** out, unsigned n) noexcept { return owner.refill(c, out, n); }
-  void drain(void* const* objects, unsigned n) noexcept {
-    unsigned kept = owner.stash(cls, objects, n);
-    free_to_slabs(objects + kept, n - kept);
-  }
+  void drain(void* const* objects, unsigned n) noexcept { detail::stash_or_free(cls, objects, n); }
 };
 
 }  // namespace
@@ -158,7 +155,7 @@ void give_back_small(unsigned cls, void* p) noexcept {
   arenas::decay_tick(false);
   if (mode == cache_mode::per_cpu) {
     char* area = rseq::area(detail::rseq_offset);
-    if (rseq::current_cpu(area) >= 0) return detail::cpu_give_back(cpu_caches, area, home_arena(), cls, p);
+    if (rseq::current_cpu(area) >= 0) return detail::cpu_give_back(cpu_caches, area, nullptr, cls, p);
   }
   arena_source source{home_arena(), cls};
   if (cache_set* set = own_thread_cache()) {
@@ -216,11 +213,21 @@ void* cpu_refill(cache_set* sets, char* area, arena_core& source, unsigned cls) 
   return batch[0];
 }
 
-void cpu_give_back(cache_set* sets, char* area, arena_core& below, unsigned cls, void* p) noexcept {
+// A drained batch goes onto the transfer stack of the arena that owns its
+// first object: where a producer thread allocates and a consumer on another
+// CPU frees (xmalloc), the producer's next refill finds its blocks there.
+// One lookup per batch; the others may belong anywhere (see arena.hpp).
+void stash_or_free(unsigned cls, void* const* objects, unsigned n) noexcept {
+  if (n == 0) return;
+  unsigned kept = page_map::lookup(objects[0]).owner()->owner->stash(cls, objects, n);
+  free_to_slabs(objects + kept, n - kept);
+}
+
+void cpu_give_back(cache_set* sets, char* area, arena_core* below, unsigned cls, void* p) noexcept {
   void* batch[64];
   unsigned n = rseq::pop_batch(area, &sets[0].bins[cls], batch, batch_for(sets[0].bins[cls]));
-  unsigned kept = below.stash(cls, batch, n);
-  free_to_slabs(batch + kept, n - kept);
+  if (below) free_to_slabs(batch, n);   // an explicit arena's cache: no transfer stacks
+  else stash_or_free(cls, batch, n);
   if (!rseq::push(area, &sets[0].bins[cls], p)) {
     if (sets == cpu_caches) count(slow_counts[cls].direct_frees, 1);
     free_to_slabs(&p, 1);
