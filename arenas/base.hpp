@@ -31,7 +31,8 @@ class pool {
       }
     }
     void* raw = allocate(sizeof(T) < sizeof(node) ? sizeof(node) : sizeof(T));
-    return raw ? new (raw) T{} : nullptr;
+    if (!raw) return nullptr;
+    return new (raw) T{};
   }
   void release(T* item) noexcept {
     item->~T();

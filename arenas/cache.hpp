@@ -31,7 +31,7 @@ inline constexpr unsigned cache_set_shift = 11;   // rseq.hpp indexes CPUs by sh
 struct cache_set {
   cache_bin bins[cache_bins];
   cache_set* next_thread;   // registry of thread caches (per-thread mode)
-  char padding[(1u << cache_set_shift) - cache_bins * sizeof(cache_bin) - sizeof(cache_set*)];
+  char padding[(1u << cache_set_shift) - cache_bins * sizeof(cache_bin) - sizeof(void*)];   // next_thread
 };
 static_assert(sizeof(cache_set) == 1u << cache_set_shift);
 

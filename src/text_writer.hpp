@@ -14,6 +14,7 @@ namespace pcm {
 // Accumulates formatted text; flushes to an fd or copies into a buffer.
 class text_writer {
  public:
+  // cppcheck-suppress uninitMemberVar ; buffer_ is written before it is read (used_ bytes)
   text_writer(int fd, char* out, std::size_t out_size) : fd_(fd), out_(out), out_size_(out_size) {}
   ~text_writer() { flush(); }
   __attribute__((format(printf, 2, 3))) void put(const char* format, ...) {
