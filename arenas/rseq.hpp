@@ -168,6 +168,7 @@ full:
       : [area] "r"(rseq_area), [bin0] "r"(bin0), [out] "r"(out), [want] "r"(want),
         [max_cpus] "i"(max_cpus), [shift] "i"(cache_set_shift)
       : "memory", "cc");
+  for (std::uintptr_t k = 0; k < taken; ++k) sanitizer::taken_over(out[k]);
   return unsigned(taken);
 }
 
@@ -176,6 +177,7 @@ full:
 // section: the slots above count are invisible until the commit.
 [[gnu::always_inline]] inline unsigned push_batch(char* rseq_area, cache_bin* bin0, void* const* in, unsigned n) noexcept {
   std::uintptr_t bin, count, put, to, i, object;
+  for (unsigned k = 0; k < n; ++k) sanitizer::handing_over(in[k]);   // those left out are the caller's again
   asm volatile(
       ".pushsection __rseq_cs, \"aw\"\n\t"
       ".balign 32\n\t"
