@@ -52,13 +52,52 @@ const unsigned char* first_mismatch(const void* p, std::size_t n, unsigned char 
 }
 
 // ---- block layout ------------------------------------------------------------
-// Plain:   raw [left canary][user block][right canary up to the core's usable size]
+// Plain:   raw [left canary][record slot][canary][user block][right canary up to the core's usable size]
+//          The slot (8 bytes at user - 16) holds the block's record: free and
+//          realloc find it without a hash lookup. It is part of the left canary:
+//          its expected value is the record's address.
 // Guarded: [guard page][canary][user block, ending on the next page][guard page]
 
 constexpr std::size_t max_guarded_blocks = 12000;   // 36k of the kernel's 65530 mappings
 std::atomic<std::size_t> guarded_blocks{0};
 
 std::size_t left_redzone(std::size_t alignment) { return alignment > redzone ? alignment : redzone; }
+
+constexpr std::size_t slot_offset = 16;   // the record slot lies at user - 16
+unsigned char* record_slot(std::uintptr_t user) { return reinterpret_cast<unsigned char*>(user - slot_offset); }
+void write_slot(const block_record& r) {
+  const block_record* self = &r;
+  std::memcpy(record_slot(r.user), &self, sizeof self);
+}
+// The byte the left redzone should hold at b (plain blocks).
+unsigned char expected_left(const block_record& r, const unsigned char* b) {
+  const unsigned char* slot = record_slot(r.user);
+  if (b < slot || b >= slot + sizeof(void*)) return canary_byte;
+  const block_record* self = &r;
+  unsigned char bytes[sizeof self];
+  std::memcpy(bytes, &self, sizeof self);
+  return bytes[b - slot];
+}
+
+// The record of the plain block whose user pointer is `user`, through the
+// slot; nullptr when p is no core block's user pointer or the slot does not
+// name a record that names p back (an invalid pointer, or a smashed slot).
+// Reads only inside the core block that contains p.
+block_record* record_of(std::uintptr_t user) {
+  void* raw = pcm::block_start(reinterpret_cast<void*>(user));
+  if (!raw || user - reinterpret_cast<std::uintptr_t>(raw) < slot_offset) return nullptr;
+  std::uintptr_t candidate;
+  std::memcpy(&candidate, record_slot(user), sizeof candidate);
+  block_record* r = registry::record_at(candidate);
+  if (!r || __atomic_load_n(&r->user, __ATOMIC_RELAXED) != user || r->guarded) return nullptr;
+  return r;
+}
+
+// Any block's record by its user pointer: the slot, else (guarded blocks) the hash.
+block_record* lookup(std::uintptr_t user) {
+  if (block_record* r = record_of(user)) return r;
+  return config.guard ? registry::find(user) : nullptr;
+}
 
 // The block ends as near the guard page as its alignment allows: exactly on
 // it when the size is a multiple of the alignment (16 at least: malloc's
@@ -93,6 +132,7 @@ void fill_canaries(const block_record& r) {
   }
   std::memset(raw, canary_byte, std::size_t(user - raw));
   std::memset(user + r.size, canary_byte, r.raw_bytes - std::size_t(user - raw) - r.size);
+  write_slot(r);
 }
 
 // Report a damaged canary; true when both were intact.
@@ -103,9 +143,19 @@ bool check_canaries(const block_record& r) {
   unsigned char* end = r.guarded ? raw + r.raw_bytes - os::page_size : raw + r.raw_bytes;
   // The byte nearest the block tells the direction best (searched only once
   // the word-wise check found damage).
-  if (first_mismatch(left, std::size_t(user - left), canary_byte))
+  bool left_damaged;
+  if (r.guarded) {
+    left_damaged = first_mismatch(left, std::size_t(user - left), canary_byte) != nullptr;
+  } else {
+    unsigned char* slot = record_slot(r.user);
+    const block_record* self = &r;
+    left_damaged = first_mismatch(left, std::size_t(slot - left), canary_byte) ||
+                   std::memcmp(slot, &self, sizeof self) != 0 ||
+                   first_mismatch(slot + sizeof self, std::size_t(user - slot) - sizeof self, canary_byte);
+  }
+  if (left_damaged)
   for (unsigned char* b = user; b-- > left;) {
-    if (*b != canary_byte) {
+    if (*b != (r.guarded ? canary_byte : expected_left(r, b))) {
       report({error_kind::heap_buffer_underflow, "the canary before the block was overwritten",
               reinterpret_cast<std::uintptr_t>(b), &r});
       return false;
@@ -146,14 +196,19 @@ quarantine_shard quarantine[quarantine_shards];
 
 std::size_t quarantine_cost(const block_record& r) { return r.raw_bytes; }
 
+// The record goes first: once the core has the memory back it may hand it out
+// again, and no record may still name it then.
 void release_block(block_record* r) {
-  if (r->guarded) {
-    os::unmap(r->raw, r->raw_bytes);
+  void* raw = r->raw;
+  std::size_t bytes = r->raw_bytes;
+  bool guarded = r->guarded;
+  registry::erase(r);
+  if (guarded) {
+    os::unmap(raw, bytes);
     guarded_blocks.fetch_sub(1, std::memory_order_relaxed);
   } else {
-    pcm::deallocate(r->raw);
+    pcm::deallocate(raw);
   }
-  registry::erase(r);
 }
 
 // A block leaving quarantine (or checked at exit): still poisoned?
@@ -340,11 +395,12 @@ block_record* block_at(std::uintptr_t value) {
   // them up by address.
   void* raw = pcm::block_start(reinterpret_cast<void*>(value));
   if (!raw) return config.guard ? registry::find(value) : nullptr;
-  if (block_record* r = registry::find(value)) return r;   // the usual case: a pointer to the start
-  // Interior pointer into a plain block: its record is at raw + left redzone.
-  for (std::size_t left = redzone; left <= os::page_size; left *= 2) {
-    block_record* r = registry::find(reinterpret_cast<std::uintptr_t>(raw) + left);
-    if (r && !r->guarded && r->raw == raw) return value >= r->user && value < r->user + r->size ? r : nullptr;
+  if (block_record* r = record_of(value)) return r;   // the usual case: a pointer to the start
+  // Interior pointer into a plain block: its user bytes start at raw + left redzone.
+  auto start = reinterpret_cast<std::uintptr_t>(raw);
+  for (std::size_t left = redzone; left <= os::page_size && start + left <= value; left *= 2) {
+    block_record* r = record_of(start + left);
+    if (r && r->raw == raw) return value >= r->user && value < r->user + r->size ? r : nullptr;
   }
   return nullptr;
 }
@@ -652,7 +708,7 @@ void* allocate(std::size_t size, std::size_t alignment, alloc_kind kind, bool ze
     staging.raw_bytes = pcm::usable_size(raw);
     staging.user = reinterpret_cast<std::uintptr_t>(raw) + left;
   }
-  block_record* r = registry::insert(staging.user);
+  block_record* r = registry::insert(staging.user, guarded);
   if (!r) {
     if (guarded) {
       os::unmap(staging.raw, staging.raw_bytes);
@@ -680,8 +736,18 @@ void* allocate(std::size_t size, std::size_t alignment, alloc_kind kind, bool ze
 void deallocate(void* p, alloc_kind kind, std::size_t sized, const char* operation) noexcept {
   if (!p) return;
   block_state previous;
-  block_record* r = registry::find_for_free(reinterpret_cast<std::uintptr_t>(p), &previous);
-  if (!r) return report_unknown_pointer(p, operation, error_kind::invalid_free);
+  auto user = reinterpret_cast<std::uintptr_t>(p);
+  block_record* r = record_of(user);
+  if (r && !registry::claim_for_free(r, user, &previous)) r = nullptr;
+  if (!r && config.guard) r = registry::find_for_free(user, &previous);
+  if (!r) {
+    // A plain block whose slot was smashed (an underflow) is still a block:
+    // found by a scan (slow, errors only), its canaries report the damage.
+    block_record* around = registry::containing(user);
+    if (!around || around->user != user || !registry::claim_for_free(around, user, &previous))
+      return report_unknown_pointer(p, operation, error_kind::invalid_free);
+    r = around;
+  }
   if (previous == block_state::quarantined) {
     char what[128];
     std::snprintf(what, sizeof what, "%s of a block that was already freed", operation);
@@ -709,7 +775,9 @@ void deallocate(void* p, alloc_kind kind, std::size_t sized, const char* operati
 
 void* reallocate(void* p, std::size_t size) noexcept {
   if (!p) return allocate(size, 16, alloc_kind::malloc_family, false);
-  block_record* r = registry::find(reinterpret_cast<std::uintptr_t>(p));
+  block_record* r = lookup(reinterpret_cast<std::uintptr_t>(p));
+  if (!r) r = registry::containing(reinterpret_cast<std::uintptr_t>(p));   // a smashed slot?
+  if (r && r->user != reinterpret_cast<std::uintptr_t>(p)) r = nullptr;
   if (!r) {
     report_unknown_pointer(p, "realloc", error_kind::invalid_free);
     errno = EINVAL;
@@ -734,7 +802,7 @@ void* reallocate(void* p, std::size_t size) noexcept {
 
 std::size_t usable_size(const void* p) noexcept {
   if (!p) return 0;
-  block_record* r = registry::find(reinterpret_cast<std::uintptr_t>(p));
+  block_record* r = lookup(reinterpret_cast<std::uintptr_t>(p));
   if (!r || r->state != block_state::live) {
     report_unknown_pointer(p, "malloc_usable_size", error_kind::invalid_free);
     return 0;
@@ -743,7 +811,7 @@ std::size_t usable_size(const void* p) noexcept {
 }
 
 bool owns(const void* p) noexcept {
-  block_record* r = registry::find(reinterpret_cast<std::uintptr_t>(p));
+  block_record* r = lookup(reinterpret_cast<std::uintptr_t>(p));
   return r && r->state == block_state::live;
 }
 

@@ -82,18 +82,36 @@ void registry::records_range(std::uintptr_t* begin, std::uintptr_t* end) noexcep
   *end = *begin + (records ? record_reserve : 0);
 }
 
-block_record* registry::insert(std::uintptr_t user) noexcept {
+block_record* registry::insert(std::uintptr_t user, bool hashed) noexcept {
   block_record** t = table();
   std::size_t b = bucket_of(user);
   stripe& s = stripe_of(b);
   lock_guard guard(s.lock);
   block_record* r = new_record(s);
   if (!r) return nullptr;
-  r->user = user;
-  r->next = t[b];
-  t[b] = r;
+  __atomic_store_n(&r->user, user, __ATOMIC_RELAXED);   // read without the lock by record_at's callers
+  r->hashed = hashed;
+  if (hashed) {
+    r->next = t[b];
+    t[b] = r;
+  }
   live.fetch_add(1, std::memory_order_relaxed);
   return r;
+}
+
+block_record* registry::record_at(std::uintptr_t candidate) noexcept {
+  auto begin = reinterpret_cast<std::uintptr_t>(records);
+  auto end = reinterpret_cast<std::uintptr_t>(records_end());
+  if (candidate < begin || candidate >= end || (candidate - begin) % sizeof(block_record)) return nullptr;
+  return reinterpret_cast<block_record*>(candidate);
+}
+
+bool registry::claim_for_free(block_record* r, std::uintptr_t user, block_state* previous) noexcept {
+  lock_guard guard(stripe_of(bucket_of(user)).lock);
+  if (r->user != user) return false;   // erased (and maybe reused) since the caller looked
+  *previous = r->state;
+  r->state = block_state::quarantined;
+  return true;
 }
 
 block_record* registry::find_for_free(std::uintptr_t user, block_state* previous) noexcept {
@@ -123,15 +141,16 @@ void registry::erase(block_record* record) noexcept {
   std::size_t b = bucket_of(record->user);
   stripe& s = stripe_of(b);
   lock_guard guard(s.lock);
-  for (block_record** link = &t[b]; *link; link = &(*link)->next) {
-    if (*link != record) continue;
+  if (record->hashed) {
+    block_record** link = &t[b];
+    while (*link && *link != record) link = &(*link)->next;
+    if (!*link) return;
     *link = record->next;
-    record->user = 0;
-    record->next = s.spare;
-    s.spare = record;
-    live.fetch_sub(1, std::memory_order_relaxed);
-    return;
   }
+  __atomic_store_n(&record->user, std::uintptr_t(0), __ATOMIC_RELAXED);
+  record->next = s.spare;
+  s.spare = record;
+  live.fetch_sub(1, std::memory_order_relaxed);
 }
 
 block_record* registry::containing(std::uintptr_t address) noexcept {

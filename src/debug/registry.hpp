@@ -1,10 +1,13 @@
 // The debug layer's block registry: one record per block handed out (live) or
-// held in quarantine, keyed by the user pointer. Out of band: an overflow can
-// smash a block's neighbours but never its own record.
-// Synchronisation: striped locks over a fixed bucket table; records come from
-// per-stripe free lists carved from one sparse reservation (never from the heap
-// under test), so every record lies in records_range() and for_each walks them
-// in address order without touching the bucket table.
+// held in quarantine. Out of band: an overflow can smash a block's neighbours
+// but never its own record. A plain block finds its record through a pointer
+// in its own left redzone (validated with records_contain and the record's
+// user field: see debug_heap.cpp); only guarded blocks, whose redzone may be
+// inaccessible, are also keyed by user pointer in a hash table.
+// Synchronisation: striped locks (by user pointer) over a fixed bucket table
+// and the state of the records; records come from per-stripe free lists carved
+// from one sparse reservation (never from the heap under test), so every record
+// lies in records_range() and for_each walks them in address order.
 #pragma once
 #include <cstddef>
 #include <cstdint>
@@ -29,19 +32,28 @@ struct block_record {
   block_state state = block_state::live;
   bool guarded = false;           // on its own pages between guard pages
   bool reachable = false;         // leak scan mark
-  block_record* next = nullptr;   // bucket chain
+  bool hashed = false;            // in the bucket table (guarded blocks)
+  block_record* next = nullptr;   // bucket chain, or the free list
 };
 
 class registry {
  public:
   static constexpr unsigned stripe_count = 1024;
 
-  // Returns a zeroed record already keyed by `user`, or nullptr when out of memory.
-  static block_record* insert(std::uintptr_t user) noexcept;
-  // Look up and, under the same lock, move a live record to quarantine.
+  // Returns a zeroed record for `user` (in the bucket table when `hashed`),
+  // or nullptr when out of memory.
+  static block_record* insert(std::uintptr_t user, bool hashed) noexcept;
+  // Look up a hashed record and, under the same lock, move it to quarantine.
   // Returns the record (state as it was before) or nullptr.
   static block_record* find_for_free(std::uintptr_t user, block_state* previous) noexcept;
+  // The same for a record found another way: false when it is not (or no
+  // longer) the record of `user`.
+  static bool claim_for_free(block_record* record, std::uintptr_t user, block_state* previous) noexcept;
+  // Hashed records only.
   static block_record* find(std::uintptr_t user) noexcept;
+  // `candidate` as a record when it is the address of a carved record (in use
+  // or not: callers check its fields), else nullptr. Never dereferences it.
+  static block_record* record_at(std::uintptr_t candidate) noexcept;
   static void erase(block_record* record) noexcept;
   // Every record in use, for reports and the leak scan (no lock: callers stop
   // the world or accept a racy view).

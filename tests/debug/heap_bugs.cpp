@@ -8,6 +8,9 @@ struct twenty_four { long a, b, c; };
 __attribute__((noinline)) char* make_block() { return (char*)malloc(32); }
 __attribute__((noinline)) void overflow(char* p) { ((volatile char*)p)[33] = 1; }
 __attribute__((noinline)) void underflow(char* p) { ((volatile char*)p)[-1] = 1; }
+// Every byte of the left redzone (where the debug heap keeps the block's record
+// pointer): the free must still find the block and report the underflow.
+__attribute__((noinline)) void underflow_far(char* p) { for (int i = 1; i <= 16; ++i) ((volatile char*)p)[-i] = 0; }
 __attribute__((noinline)) void delete_scalar(void* p) { delete (int*)p; }
 __attribute__((noinline)) void delete_array(twenty_four* p) { delete[] p; }
 __attribute__((noinline)) void free_block(void* p) { free(p); }
@@ -29,6 +32,8 @@ int main(int argc, char** argv) {
     case 10: free_block(new twenty_four); free(p); break;             // new / free
     case 11: delete_array(new twenty_four); free(p); break;           // new / delete[]
     case 12: delete_sized_wrong(new twenty_four); free(p); break;     // sized delete, wrong size
+    case 14: underflow_far(p); free(p); break;
+    case 15: underflow_far(p); p = (char*)realloc(p, 64); free(p); break;
     case 13: {                                                        // clean: every pairing right
       delete new twenty_four;
       delete[] new twenty_four[3];
