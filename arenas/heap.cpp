@@ -425,8 +425,24 @@ void flush_thread_cache() noexcept {
   }
 }
 
+namespace {
+// Another CPU's bin can only be emptied from that CPU (its rseq critical
+// sections assume nobody else touches it), so purging moves the calling thread
+// to every CPU in turn (even outside its own affinity, which it gets back
+// after), draining each CPU's bins there. CPUs the kernel will not let it run
+// on (another cpuset) keep what their bins hold.
+void flush_every_cpu_cache() noexcept {
+  os::cpu_mask own;
+  if (!os::thread_cpus(own)) return flush_thread_cache();
+  for (unsigned cpu = 0, n = os::cpu_count(); cpu < n && cpu < rseq::max_cpus; ++cpu)
+    if (os::move_thread_to(cpu)) flush_thread_cache();
+  os::set_thread_cpus(own);
+}
+}  // namespace
+
 void purge_all() noexcept {
-  flush_thread_cache();
+  if (current_cache_mode() == cache_mode::per_cpu) flush_every_cpu_cache();
+  else flush_thread_cache();
   arenas::decay_tick(true);
 }
 

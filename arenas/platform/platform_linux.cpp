@@ -249,6 +249,21 @@ void futex_wake(std::uint32_t* word, int count) noexcept {
   syscall(SYS_futex, word, FUTEX_WAKE_PRIVATE, count, nullptr, nullptr, 0);
 }
 void yield_cpu() noexcept { sched_yield(); }
+
+static_assert(sizeof(cpu_mask) == sizeof(cpu_set_t));
+bool thread_cpus(cpu_mask& out) noexcept {
+  return sched_getaffinity(0, sizeof out, reinterpret_cast<cpu_set_t*>(&out)) == 0;
+}
+bool move_thread_to(unsigned cpu) noexcept {
+  if (cpu >= CPU_SETSIZE) return false;
+  cpu_set_t one;
+  CPU_ZERO(&one);
+  CPU_SET(cpu, &one);
+  return sched_setaffinity(0, sizeof one, &one) == 0;   // returns once we run there
+}
+void set_thread_cpus(const cpu_mask& mask) noexcept {
+  sched_setaffinity(0, sizeof mask, reinterpret_cast<const cpu_set_t*>(&mask));
+}
 long thread_id() noexcept { return syscall(SYS_gettid); }
 
 void write_error(const char* text, std::size_t length) noexcept {

@@ -1,8 +1,11 @@
-// Freed memory comes back: a free that silently went nowhere (a cache push
+// Freed memory comes back, and pcm_purge() reaches every CPU's cache: a free that silently went nowhere (a cache push
 // that "succeeded" without storing, a batch lost between a bin and its arena)
 // leaks without any other symptom, so these tests watch the slab memory the
 // heap holds while blocks of every small class and of bursts bigger than a
 // cache are allocated and freed many times over.
+#include <sched.h>
+
+#include <string>
 #include <vector>
 
 #include <doctest/doctest.h>
@@ -47,4 +50,49 @@ TEST_CASE("bursts larger than the caches cycle without growing the heap") {
   }
   // 200 rounds of 5000 x 48 B = 48 MiB of traffic; one burst is 240 KiB.
   CHECK(small_slab_bytes() < after_first + (std::uint64_t(2) << 20));
+}
+
+namespace {
+std::uint64_t cached_objects_of_size(std::size_t size) {
+  pcm_stats s;
+  pcm_stats_get(&s);
+  std::uint64_t n = 0;
+  for (unsigned c = 0; c < s.class_count; ++c)
+    if (s.classes[c].size == size) n += s.classes[c].cached_objects;
+  return n;
+}
+}  // namespace
+
+TEST_CASE("pcm_purge empties the caches of every CPU, not only its own") {
+  cpu_set_t allowed;
+  REQUIRE(sched_getaffinity(0, sizeof allowed, &allowed) == 0);
+  int first = -1, second = -1;
+  for (int cpu = 0; cpu < CPU_SETSIZE && second < 0; ++cpu)
+    if (CPU_ISSET(cpu, &allowed)) (first < 0 ? first : second) = cpu;
+  if (second < 0 || std::string(pcm_cache_mode()).find("per-cpu") == std::string::npos) {
+    MESSAGE("needs per-CPU caches and two CPUs");
+    return;
+  }
+  auto pin = [](int cpu) {
+    cpu_set_t one;
+    CPU_ZERO(&one);
+    CPU_SET(cpu, &one);
+    REQUIRE(sched_setaffinity(0, sizeof one, &one) == 0);
+  };
+  // Leave 100 blocks of an otherwise unused size (880 B) in the second CPU's
+  // cache, then purge from the first.
+  pin(second);
+  std::vector<void*> blocks(100);
+  for (void*& p : blocks) p = malloc(880);
+  for (void* p : blocks) free(p);
+  CHECK(cached_objects_of_size(896) > 0);
+  pin(first);
+  pcm_purge();
+  CHECK(cached_objects_of_size(896) == 0);
+  cpu_set_t after, pinned;
+  CPU_ZERO(&pinned);
+  CPU_SET(first, &pinned);
+  REQUIRE(sched_getaffinity(0, sizeof after, &after) == 0);
+  CHECK(CPU_EQUAL(&after, &pinned) != 0);   // the purge gave the thread its affinity back
+  REQUIRE(sched_setaffinity(0, sizeof allowed, &allowed) == 0);
 }
