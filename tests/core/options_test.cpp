@@ -44,7 +44,7 @@ bool same(const options& a, const options& b) {
          a.stats_print == b.stats_print && a.stats_json == b.stats_json && a.guard == b.guard &&
          a.quarantine_bytes == b.quarantine_bytes && a.abort_on_error == b.abort_on_error &&
          a.error_exit_code == b.error_exit_code && a.leaks == b.leaks && a.report_json == b.report_json &&
-         a.stack_depth == b.stack_depth && std::strcmp(a.report_file, b.report_file) == 0;
+         a.stack_depth == b.stack_depth && a.limit_bytes == b.limit_bytes && std::strcmp(a.report_file, b.report_file) == 0;
 }
 bool contains(const std::string& text, const char* part) { return text.find(part) != std::string::npos; }
 
@@ -67,7 +67,8 @@ TEST_CASE("every key takes a good value") {
   parse_result r = parse(
       "arenas:8,percpu:false,cache_class_bytes:1024,cache_max_objects:17,decay_ms:0,huge_pages:true,"
       "stats_print:1,stats_json:true,guard:1,quarantine_bytes:12345678901,abort_on_error:true,"
-      "error_exit_code:255,leaks:0,report_json:1,stack_depth:64,report_file:/tmp/report:1.txt", o);
+      "error_exit_code:255,leaks:0,report_json:1,stack_depth:64,limit_bytes:268435456,"
+      "report_file:/tmp/report:1.txt", o);
   CHECK(r.problems == 0);
   CHECK(r.errors.empty());
   CHECK(o.arenas == 8);
@@ -85,6 +86,7 @@ TEST_CASE("every key takes a good value") {
   CHECK_FALSE(o.leaks);
   CHECK(o.report_json);
   CHECK(o.stack_depth == 64);
+  CHECK(o.limit_bytes == 268435456ull);
   CHECK(std::string(o.report_file) == "/tmp/report:1.txt");   // the value runs to the comma
 }
 
