@@ -76,7 +76,7 @@ void bin_drain_and_push(cache_bin& bin, void* object, Source& source) noexcept {
   if (n > bin.count) n = bin.count;
   // Drain the oldest objects (bottom of the stack): the newest are the warmest.
   source.drain(bin.slots, n);
-  std::memmove(bin.slots, bin.slots + n, (bin.count - n) * sizeof(void*));
+  if (bin.count > n) std::memmove(bin.slots, bin.slots + n, (bin.count - n) * sizeof(void*));   // slots may be null
   bin.count -= n;
   if (!bin_push(bin, object)) source.drain(&object, 1);
 }
