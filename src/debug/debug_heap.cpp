@@ -723,7 +723,7 @@ void* allocate(std::size_t size, std::size_t alignment, alloc_kind kind, bool ze
   r->raw_bytes = staging.raw_bytes;
   r->guarded = staging.guarded;
   r->size = size;
-  r->alignment = alignment;
+  r->alignment_shift = std::uint8_t(__builtin_ctzll(alignment));   // a power of two
   r->kind = kind;
   r->alloc_thread = current_thread();
   r->alloc_stack = save_stack();
@@ -793,7 +793,7 @@ void* reallocate(void* p, std::size_t size) noexcept {
     return nullptr;
   }
   // Always move: a stale pointer to the old block then lands in quarantine.
-  void* q = allocate(size, r->alignment, alloc_kind::malloc_family, false);
+  void* q = allocate(size, r->alignment(), alloc_kind::malloc_family, false);
   if (!q) return nullptr;
   std::memcpy(q, p, size < r->size ? size : r->size);
   deallocate(p, r->kind, 0, "realloc");

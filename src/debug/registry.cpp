@@ -12,8 +12,13 @@ namespace {
 constexpr unsigned bucket_bits = 22;   // 4M buckets: 32 MiB reserved, touched as used
 constexpr std::size_t buckets_total = std::size_t(1) << bucket_bits;
 
+// A record belongs to the stripe that carved it, for good: its free list and
+// lock. Plain records come from the inserting thread's home stripe (a lock and
+// free list that stay in its cache); hashed records from their bucket's
+// stripe, whose lock also guards the chain.
 struct alignas(64) stripe {
   mutex lock;
+  std::size_t live = 0;            // records in use from this stripe
   block_record* spare = nullptr;   // free records
   block_record* fresh = nullptr;   // [fresh, fresh_end): carved, never used (untouched pages)
   block_record* fresh_end = nullptr;
@@ -28,7 +33,14 @@ block_record** buckets = nullptr;
 block_record* records = nullptr;
 std::atomic<std::size_t> records_carved{0};
 stripe stripes[registry::stripe_count];
-std::atomic<std::size_t> live{0};
+std::atomic<unsigned> next_home{0};
+__thread unsigned home_stripe __attribute__((tls_model("initial-exec"))) = ~0u;
+
+stripe& home() {
+  if (home_stripe == ~0u) [[unlikely]]
+    home_stripe = next_home.fetch_add(1, std::memory_order_relaxed) % registry::stripe_count;
+  return stripes[home_stripe];
+}
 mutex setup_lock;
 
 // Blocks are handed out in address order within slabs: keeping neighbouring
@@ -67,6 +79,8 @@ block_record* new_record(stripe& s) {
     r = s.fresh++;
   }
   *r = block_record{};
+  r->stripe = std::uint16_t(&s - stripes);
+  ++s.live;
   return r;
 }
 
@@ -85,7 +99,7 @@ void registry::records_range(std::uintptr_t* begin, std::uintptr_t* end) noexcep
 block_record* registry::insert(std::uintptr_t user, bool hashed) noexcept {
   block_record** t = table();
   std::size_t b = bucket_of(user);
-  stripe& s = stripe_of(b);
+  stripe& s = hashed ? stripe_of(b) : home();
   lock_guard guard(s.lock);
   block_record* r = new_record(s);
   if (!r) return nullptr;
@@ -95,7 +109,6 @@ block_record* registry::insert(std::uintptr_t user, bool hashed) noexcept {
     r->next = t[b];
     t[b] = r;
   }
-  live.fetch_add(1, std::memory_order_relaxed);
   return r;
 }
 
@@ -107,7 +120,7 @@ block_record* registry::record_at(std::uintptr_t candidate) noexcept {
 }
 
 bool registry::claim_for_free(block_record* r, std::uintptr_t user, block_state* previous) noexcept {
-  lock_guard guard(stripe_of(bucket_of(user)).lock);
+  lock_guard guard(stripes[r->stripe].lock);
   if (r->user != user) return false;   // erased (and maybe reused) since the caller looked
   *previous = r->state;
   r->state = block_state::quarantined;
@@ -139,7 +152,7 @@ block_record* registry::find(std::uintptr_t user) noexcept {
 void registry::erase(block_record* record) noexcept {
   block_record** t = table();
   std::size_t b = bucket_of(record->user);
-  stripe& s = stripe_of(b);
+  stripe& s = stripes[record->stripe];
   lock_guard guard(s.lock);
   if (record->hashed) {
     block_record** link = &t[b];
@@ -150,7 +163,7 @@ void registry::erase(block_record* record) noexcept {
   __atomic_store_n(&record->user, std::uintptr_t(0), __ATOMIC_RELAXED);
   record->next = s.spare;
   s.spare = record;
-  live.fetch_sub(1, std::memory_order_relaxed);
+  --s.live;
 }
 
 block_record* registry::containing(std::uintptr_t address) noexcept {
@@ -174,6 +187,11 @@ void registry::unlock_all(bool child) noexcept {
   if (child) setup_lock.reset_after_fork(); else setup_lock.unlock();
 }
 
-std::size_t registry::live_count() noexcept { return live.load(std::memory_order_relaxed); }
+// Racy (no locks): the leak scan sizes its work list with it, plus a margin.
+std::size_t registry::live_count() noexcept {
+  std::size_t n = 0;
+  for (stripe& s : stripes) n += __atomic_load_n(&s.live, __ATOMIC_RELAXED);
+  return n;
+}
 
 }  // namespace pcm::debug

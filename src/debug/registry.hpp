@@ -18,27 +18,32 @@ namespace pcm::debug {
 enum class alloc_kind : std::uint8_t { malloc_family, new_scalar, new_array };
 enum class block_state : std::uint8_t { live, quarantined };
 
-struct block_record {
+// One cache line: a free touches its record when the record is cold.
+struct alignas(64) block_record {
   std::uintptr_t user = 0;        // the pointer the program got (key); 0: a free record
   std::size_t size = 0;           // bytes the program asked for
-  std::size_t alignment = 0;
   void* raw = nullptr;            // what the core returned, or the guard mapping
   std::size_t raw_bytes = 0;      // usable bytes of raw (guard: whole mapping)
   std::uint32_t alloc_stack = 0;  // stack depot ids
   std::uint32_t free_stack = 0;
   std::int32_t alloc_thread = 0;
   std::int32_t free_thread = 0;
+  block_record* next = nullptr;   // bucket chain, or the free list
   alloc_kind kind = alloc_kind::malloc_family;
   block_state state = block_state::live;
   bool guarded = false;           // on its own pages between guard pages
   bool reachable = false;         // leak scan mark
   bool hashed = false;            // in the bucket table (guarded blocks)
-  block_record* next = nullptr;   // bucket chain, or the free list
+  std::uint8_t alignment_shift = 4;   // alignment = 1 << alignment_shift
+  std::uint16_t stripe = 0;       // the registry stripe that carved it and locks it (never changes)
+  std::size_t alignment() const { return std::size_t(1) << alignment_shift; }
 };
+static_assert(sizeof(block_record) == 64, "a record is one cache line");
 
 class registry {
  public:
   static constexpr unsigned stripe_count = 1024;
+  static_assert(stripe_count <= 65536, "block_record::stripe is 16 bits");
 
   // Returns a zeroed record for `user` (in the bucket table when `hashed`),
   // or nullptr when out of memory.
