@@ -184,6 +184,7 @@ struct quarantine_entry {
   block_record* record;
   std::uintptr_t user;
   std::size_t cost;
+  std::size_t size;
 };
 struct alignas(64) quarantine_shard {
   mutex lock;
@@ -248,7 +249,7 @@ void quarantine_push(block_record* r) {
       if (!q.ring) q.ring = static_cast<quarantine_entry*>(os::reserve_sparse(ring_entries * sizeof(quarantine_entry)));
       if (r && q.ring && q.tail - q.head < ring_entries) {
         std::size_t cost = quarantine_cost(*r);
-        q.at(q.tail++) = {r, r->user, cost};
+        q.at(q.tail++) = {r, r->user, cost, r->size};
         q.bytes += cost;
         r = nullptr;
       }
@@ -259,7 +260,12 @@ void quarantine_push(block_record* r) {
         if (q.tail - q.head > prefetch_ahead) {
           quarantine_entry& soon = q.at(q.head + prefetch_ahead);
           __builtin_prefetch(soon.record, 1);
-          __builtin_prefetch(reinterpret_cast<void*>(soon.user));
+          // Every line verify_freed reads (and the core's free writes the first).
+          auto* user = reinterpret_cast<const char*>(soon.user);
+          std::size_t head = soon.size < checked_head ? soon.size : checked_head;
+          for (std::size_t line = 0; line < head; line += 64) __builtin_prefetch(user + line);
+          if (soon.size > checked_head) __builtin_prefetch(user + soon.size - 1);
+          if (soon.size > checked_head + 64) __builtin_prefetch(user + soon.size - checked_tail);
         }
       }
       again = q.bytes > limit && q.head != q.tail;
