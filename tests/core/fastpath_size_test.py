@@ -15,12 +15,12 @@ import sys
 
 # Instructions in the whole body (padding nops not counted), and on the longest
 # path from the entry to a `ret`, per compiler. Measured on x86-64, release build:
-#   gcc 12:   malloc 57 / 37, free 77 / 62 (asm goto in the rseq pop and push)
+#   gcc 12:   malloc 59 / 40, free 78 / 63
 #   clang 14: malloc 67 / 44, free 79 / 63
 # The budgets leave a few instructions of room; raise them only with a reason in
 # the commit message. Another compiler: counts printed, only calls and atomics fail.
 BUDGETS = {
-    'gcc': {'malloc': {'body': 61, 'hit_path': 40}, 'free': {'body': 81, 'hit_path': 65}},
+    'gcc': {'malloc': {'body': 64, 'hit_path': 42}, 'free': {'body': 82, 'hit_path': 66}},
     'clang': {'malloc': {'body': 72, 'hit_path': 46}, 'free': {'body': 84, 'hit_path': 66}},
 }
 UNLIMITED = {'body': 10**9, 'hit_path': 10**9}

@@ -42,12 +42,7 @@ if ! "$CXX" -fsanitize=$sanitize "$probe.cpp" -o "$probe" 2>"$probe.log" || ! "$
 fi
 
 # -O1 -g1: half the compile time of -O2 -g, still line numbers in reports.
-# -fno-sanitize=unreachable: with it, g++ 12 miscompiles the rseq pop's asm
-# goto (its miss path returned a stale pointer instead of nullptr: core rseq
-# test); the __builtin_unreachable() there is a true hint (bins never hold
-# null), and builds without UBSan pass the same test at -O1 and -O3.
 flags="-fno-sanitize-recover=all -g1"
-[ "$kind" = asan+ubsan ] && flags="$flags -fno-sanitize=unreachable"
 if [ ! -f "$build/build.ninja" ]; then
   meson setup "$build" "$source_root" \
     -Doverride=false -Db_sanitize=$sanitize -Db_lundef=false -Dbenchmarks=false \
