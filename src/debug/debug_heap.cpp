@@ -561,8 +561,8 @@ void scan_anonymous_mappings(const exclusions& excluded, work_list& work) {
       while (p < end_of_line && *p != ' ') ++p;
       while (p < end_of_line && *p == ' ') ++p;
     }
-    bool anonymous = p == end_of_line || (*p == '[' && std::strncmp(p, "[vvar]", 6) && std::strncmp(p, "[vdso]", 6) &&
-                                          std::strncmp(p, "[vsyscall]", 10));
+    bool anonymous = p == end_of_line || (*p == '[' && std::strncmp(p, "[vvar]", 6) != 0 && std::strncmp(p, "[vdso]", 6) != 0 &&
+                                          std::strncmp(p, "[vsyscall]", 10) != 0);
     if (private_rw && anonymous && begin < end) {
       // The calling thread: only the live part of its stack (below the
       // stack pointer lie stale copies that would hide leaks).

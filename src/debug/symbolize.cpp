@@ -316,7 +316,7 @@ void run_addr2line(const module_entry& m, frame_info* out, const unsigned* frame
   for (const char* fixed : {static_cast<const char*>(addr2line_path), "-a", "-f", "-C", "-i", "-e"}) argv[n++] = fixed;
   argv[n++] = m.path;
   for (unsigned i = 0; i < count; ++i) {
-    std::snprintf(offset_text[i], sizeof offset_text[i], "0x%zx", std::size_t(out[frames_of_batch[i]].module_offset));
+    std::snprintf(offset_text[i], sizeof offset_text[i], "0x%lx", static_cast<unsigned long>(out[frames_of_batch[i]].module_offset));
     argv[n++] = offset_text[i];
   }
   argv[n] = nullptr;
