@@ -25,6 +25,27 @@ inline char* area(std::ptrdiff_t offset) noexcept {
 #if defined(__x86_64__)
 inline constexpr bool supported = true;
 
+// Every critical section below has the same frame, written once here:
+//   PCM_RSEQ_START: the section's descriptor in __rseq_cs (start 1f, length
+//     2f - 1f, abort handler 4f); at 0 it stores the descriptor's address in
+//     rseq->rseq_cs (through %[bin] as scratch); the section begins at 1.
+//   PCM_RSEQ_THIS_BIN(fail): %[bin] = this CPU's bin of the class whose CPU-0
+//     bin is %[bin0]; jumps to `fail` when cpu_id is out of range (rseq not
+//     registered for this thread).
+//   PCM_RSEQ_ABORT: the abort handler after glibc's signature (x86-64
+//     0x53053053, os::rseq_signature): the kernel lands there when it
+//     preempted, migrated or signalled the thread inside, and it starts over.
+// Each section ends at 2, right after its single committing store.
+#define PCM_RSEQ_START                                                                   \
+  ".pushsection __rseq_cs, \"aw\"\n\t.balign 32\n\t3:\n\t.long 0x0, 0x0\n\t"           \
+  ".quad 1f, 2f - 1f, 4f\n\t.popsection\n\t"                                             \
+  "0:\n\tleaq 3b(%%rip), %[bin]\n\tmovq %[bin], 8(%[area])\n\t1:\n\t"
+#define PCM_RSEQ_THIS_BIN(fail)                                                          \
+  "movl 4(%[area]), %k[bin]\n\tcmpl %[max_cpus], %k[bin]\n\tjae " fail "\n\t"              \
+  "shlq %[shift], %[bin]\n\taddq %[bin0], %[bin]\n\t"
+#define PCM_RSEQ_ABORT \
+  ".pushsection __rseq_failure, \"ax\"\n\t.long 0x53053053\n\t4:\n\tjmp 0b\n\t.popsection\n\t"
+
 // Pop from this CPU's bin; `bin0` is the bin of the same class on CPU 0.
 // Expected: 14 instructions on the hit path, no atomics, no fences. (Not asm
 // goto: g++ 12 miscompiled its miss path under UBSan, returning a stale
@@ -33,21 +54,8 @@ inline constexpr bool supported = true;
   void* result;
   std::uintptr_t bin, count;
   asm volatile(
-      ".pushsection __rseq_cs, \"aw\"\n\t"
-      ".balign 32\n\t"
-      "3:\n\t"
-      ".long 0x0, 0x0\n\t"
-      ".quad 1f, 2f - 1f, 4f\n\t"
-      ".popsection\n\t"
-      "0:\n\t"
-      "leaq 3b(%%rip), %[bin]\n\t"
-      "movq %[bin], 8(%[area])\n\t"           // rseq->rseq_cs = &descriptor
-      "1:\n\t"
-      "movl 4(%[area]), %k[bin]\n\t"          // cpu_id
-      "cmpl %[max_cpus], %k[bin]\n\t"
-      "jae 5f\n\t"
-      "shlq %[shift], %[bin]\n\t"
-      "addq %[bin0], %[bin]\n\t"
+      PCM_RSEQ_START
+      PCM_RSEQ_THIS_BIN("5f")
       "movl (%[bin]), %k[count]\n\t"
       "testl %k[count], %k[count]\n\t"
       "jz 5f\n\t"
@@ -58,11 +66,7 @@ inline constexpr bool supported = true;
       "movl %k[count], (%[bin])\n\t"          // commit
       "2:\n\t"
       "jmp 6f\n\t"
-      ".pushsection __rseq_failure, \"ax\"\n\t"
-      ".long 0x53053053\n\t"
-      "4:\n\t"
-      "jmp 0b\n\t"
-      ".popsection\n\t"
+      PCM_RSEQ_ABORT
       "5:\n\t"
       "xorl %k[result], %k[result]\n\t"
       "6:\n\t"
@@ -79,21 +83,8 @@ inline constexpr bool supported = true;
   unsigned ok;
   sanitizer::handing_over(object);
   asm volatile(
-      ".pushsection __rseq_cs, \"aw\"\n\t"
-      ".balign 32\n\t"
-      "3:\n\t"
-      ".long 0x0, 0x0\n\t"
-      ".quad 1f, 2f - 1f, 4f\n\t"
-      ".popsection\n\t"
-      "0:\n\t"
-      "leaq 3b(%%rip), %[bin]\n\t"
-      "movq %[bin], 8(%[area])\n\t"
-      "1:\n\t"
-      "movl 4(%[area]), %k[bin]\n\t"
-      "cmpl %[max_cpus], %k[bin]\n\t"
-      "jae 5f\n\t"
-      "shlq %[shift], %[bin]\n\t"
-      "addq %[bin0], %[bin]\n\t"
+      PCM_RSEQ_START
+      PCM_RSEQ_THIS_BIN("5f")
       "movl (%[bin]), %k[count]\n\t"
       "cmpl 4(%[bin]), %k[count]\n\t"
       "jae 5f\n\t"
@@ -105,11 +96,7 @@ inline constexpr bool supported = true;
       "2:\n\t"
       "movl $1, %[ok]\n\t"
       "jmp 6f\n\t"
-      ".pushsection __rseq_failure, \"ax\"\n\t"
-      ".long 0x53053053\n\t"
-      "4:\n\t"
-      "jmp 0b\n\t"
-      ".popsection\n\t"
+      PCM_RSEQ_ABORT
       "5:\n\t"
       "xorl %[ok], %[ok]\n\t"
       "6:\n\t"
@@ -128,22 +115,9 @@ inline constexpr bool supported = true;
 [[gnu::always_inline]] inline unsigned pop_batch(char* rseq_area, cache_bin* bin0, void** out, unsigned want) noexcept {
   std::uintptr_t bin, count, taken, from, i, object;
   asm volatile(
-      ".pushsection __rseq_cs, \"aw\"\n\t"
-      ".balign 32\n\t"
-      "3:\n\t"
-      ".long 0x0, 0x0\n\t"
-      ".quad 1f, 2f - 1f, 4f\n\t"
-      ".popsection\n\t"
-      "0:\n\t"
-      "leaq 3b(%%rip), %[bin]\n\t"
-      "movq %[bin], 8(%[area])\n\t"
-      "1:\n\t"
+      PCM_RSEQ_START
       "xorl %k[taken], %k[taken]\n\t"
-      "movl 4(%[area]), %k[bin]\n\t"
-      "cmpl %[max_cpus], %k[bin]\n\t"
-      "jae 2f\n\t"
-      "shlq %[shift], %[bin]\n\t"
-      "addq %[bin0], %[bin]\n\t"
+      PCM_RSEQ_THIS_BIN("2f")
       "movl (%[bin]), %k[count]\n\t"
       "movl %[want], %k[taken]\n\t"
       "cmpl %k[count], %k[taken]\n\t"
@@ -162,11 +136,7 @@ inline constexpr bool supported = true;
       "jb 7b\n\t"
       "movl %k[count], (%[bin])\n\t"          // commit
       "2:\n\t"
-      ".pushsection __rseq_failure, \"ax\"\n\t"
-      ".long 0x53053053\n\t"
-      "4:\n\t"
-      "jmp 0b\n\t"
-      ".popsection\n\t"
+      PCM_RSEQ_ABORT
       : [taken] "=&r"(taken), [bin] "=&r"(bin), [count] "=&r"(count), [from] "=&r"(from), [i] "=&r"(i),
         [object] "=&r"(object)
       : [area] "r"(rseq_area), [bin0] "r"(bin0), [out] "r"(out), [want] "r"(want),
@@ -184,22 +154,9 @@ inline constexpr bool supported = true;
   std::uintptr_t bin, count, put, to, i, object;
   for (unsigned k = 0; k < n; ++k) sanitizer::handing_over(in[k]);   // those left out are the caller's again
   asm volatile(
-      ".pushsection __rseq_cs, \"aw\"\n\t"
-      ".balign 32\n\t"
-      "3:\n\t"
-      ".long 0x0, 0x0\n\t"
-      ".quad 1f, 2f - 1f, 4f\n\t"
-      ".popsection\n\t"
-      "0:\n\t"
-      "leaq 3b(%%rip), %[bin]\n\t"
-      "movq %[bin], 8(%[area])\n\t"
-      "1:\n\t"
+      PCM_RSEQ_START
       "xorl %k[put], %k[put]\n\t"
-      "movl 4(%[area]), %k[bin]\n\t"
-      "cmpl %[max_cpus], %k[bin]\n\t"
-      "jae 2f\n\t"
-      "shlq %[shift], %[bin]\n\t"
-      "addq %[bin0], %[bin]\n\t"
+      PCM_RSEQ_THIS_BIN("2f")
       "movl (%[bin]), %k[count]\n\t"
       "movl 4(%[bin]), %k[put]\n\t"
       "subl %k[count], %k[put]\n\t"           // room (capacity >= count always)
@@ -219,11 +176,7 @@ inline constexpr bool supported = true;
       "addl %k[put], %k[count]\n\t"
       "movl %k[count], (%[bin])\n\t"          // commit
       "2:\n\t"
-      ".pushsection __rseq_failure, \"ax\"\n\t"
-      ".long 0x53053053\n\t"
-      "4:\n\t"
-      "jmp 0b\n\t"
-      ".popsection\n\t"
+      PCM_RSEQ_ABORT
       : [put] "=&r"(put), [bin] "=&r"(bin), [count] "=&r"(count), [to] "=&r"(to), [i] "=&r"(i),
         [object] "=&r"(object)
       : [area] "r"(rseq_area), [bin0] "r"(bin0), [in] "r"(in), [n] "r"(n),
@@ -232,6 +185,9 @@ inline constexpr bool supported = true;
   return unsigned(put);
 }
 
+#undef PCM_RSEQ_START
+#undef PCM_RSEQ_THIS_BIN
+#undef PCM_RSEQ_ABORT
 #else
 inline constexpr bool supported = false;
 inline void* pop(char*, cache_bin*) noexcept { return nullptr; }
