@@ -180,31 +180,41 @@ void prepare_reports() noexcept {
   capture(warm_up, 4, 0);   // libunwind's first use in a process may set itself up
 }
 
-unsigned capture_here(void** frames, unsigned max) noexcept {
-  // Unwinding is most of the debug heap's cost: unwind only as deep as will be
-  // kept, plus this library's own frames (a handful at malloc; when a report
-  // has more, unwind again deeper).
-  unsigned limit = config.stack_depth < max ? config.stack_depth : max;
-  if (limit == 0) return 0;   // stack_depth:0, no stacks: the cheapest checking
-  constexpr unsigned capacity = 128;
-  void* all[capacity];
+namespace {
+// Unwind into `all` as deep as `limit` frames of the program need, plus this
+// library's own frames on top (a handful at malloc; when a report has more,
+// unwind again deeper). Returns the depth; *first is the program's call into
+// this library (malloc, operator new, ...), or 0 when every frame is ours.
+// Always inlined: the frames must be those of its caller (save_here relies on
+// frame 0 being its own).
+constexpr unsigned unwind_capacity = 128;
+[[gnu::always_inline]] inline unsigned unwind_program(void** all, unsigned limit, unsigned* first) noexcept {
   auto inside = [](void* pc) {
     auto a = reinterpret_cast<std::uintptr_t>(pc);
     return a >= own_text_begin && a < own_text_end;
   };
-  unsigned want = limit + 4 < capacity ? limit + 4 : capacity;
+  unsigned want = limit + 4 < unwind_capacity ? limit + 4 : unwind_capacity;
   unsigned depth = capture(all, want, 0);
-  // Start at the program's call into this library (malloc, operator new, ...):
-  // the debug layer's own frames say nothing about the program.
-  unsigned first = 0;
-  while (first < depth && inside(all[first])) ++first;
-  if (depth == want && first + limit > want && want < capacity) {
-    want = first + limit + 4 < capacity ? first + limit + 4 : capacity;
+  unsigned f = 0;
+  while (f < depth && inside(all[f])) ++f;
+  if (depth == want && f + limit > want && want < unwind_capacity) {
+    want = f + limit + 4 < unwind_capacity ? f + limit + 4 : unwind_capacity;
     depth = capture(all, want, 0);
-    first = 0;
-    while (first < depth && inside(all[first])) ++first;
+    f = 0;
+    while (f < depth && inside(all[f])) ++f;
   }
-  if (first == depth) first = 0;
+  *first = f == depth ? 0 : f;
+  return depth;
+}
+}  // namespace
+
+unsigned capture_here(void** frames, unsigned max) noexcept {
+  // Unwinding is most of the debug heap's cost: only as deep as will be kept.
+  unsigned limit = config.stack_depth < max ? config.stack_depth : max;
+  if (limit == 0) return 0;   // stack_depth:0, no stacks: the cheapest checking
+  void* all[unwind_capacity];
+  unsigned first;
+  unsigned depth = unwind_program(all, limit, &first);
   unsigned n = 0;
   for (unsigned i = first; i < depth && n < limit; ++i) frames[n++] = all[i];
   return n;
@@ -275,23 +285,9 @@ __attribute__((noinline)) std::uint32_t save_here() noexcept {
   saved_stack_cache& cache = *match;
   unsigned limit = config.stack_depth < max_stack_depth ? config.stack_depth : max_stack_depth;
   if (limit == 0) return 0;
-  constexpr unsigned capacity = 128;
-  void* all[capacity];
-  auto inside = [](void* pc) {
-    auto a = reinterpret_cast<std::uintptr_t>(pc);
-    return a >= own_text_begin && a < own_text_end;
-  };
-  unsigned want = limit + 4 < capacity ? limit + 4 : capacity;
-  unsigned depth = capture(all, want, 0);
-  unsigned first = 0;
-  while (first < depth && inside(all[first])) ++first;
-  if (depth == want && first + limit > want && want < capacity) {
-    want = first + limit + 4 < capacity ? first + limit + 4 : capacity;
-    depth = capture(all, want, 0);
-    first = 0;
-    while (first < depth && inside(all[first])) ++first;
-  }
-  unsigned begin = first == depth ? 0 : first;
+  void* all[unwind_capacity];
+  unsigned begin;
+  unsigned depth = unwind_program(all, limit, &begin);
   unsigned n = depth - begin < limit ? depth - begin : limit;
   std::uint32_t id = stack_depot_save(all + begin, n);
   // Where frames 1.. came from (frame 0 is in this function: always the same).
