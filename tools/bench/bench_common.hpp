@@ -115,4 +115,26 @@ inline void report(const char* name, unsigned threads, double seconds, uint64_t 
   std::fflush(stdout);
 }
 
+// The "churn" workload of map_churn and maps: random inserts and erases of
+// `ops` keys drawn from [0, keys), so the map hovers near half full and keeps
+// allocating and freeing nodes. Returns an order-independent checksum.
+template <class Map>
+std::uint64_t churn_map(Map& map, rng& random, std::uint64_t ops, std::uint64_t keys) {
+  std::uint64_t sum = 0;
+  for (std::uint64_t i = 0; i < ops; ++i) {
+    std::uint64_t key = random.below(keys);
+    if (random.next() & 1) {
+      sum += map.insert_or_assign(key, i).second;
+    } else {
+      auto found = map.find(key);
+      if (found != map.end()) {
+        sum += found->second;
+        map.erase(found);
+      }
+    }
+  }
+  for (const auto& [key, value] : map) sum += key ^ value;   // the order of buckets does not matter
+  return sum + map.size();
+}
+
 }  // namespace bench

@@ -10,22 +10,7 @@ namespace {
 uint64_t churn(unsigned index, uint64_t ops, uint64_t keys) {
   bench::rng random(0x3A9ull + index);
   std::unordered_map<uint64_t, uint64_t> map;
-  uint64_t sum = 0;
-  for (uint64_t i = 0; i < ops; ++i) {
-    uint64_t key = random.below(keys);
-    if (random.next() & 1) {
-      sum += map.insert_or_assign(key, i).second;
-    } else {
-      auto found = map.find(key);
-      if (found != map.end()) {
-        sum += found->second;
-        map.erase(found);
-      }
-    }
-  }
-  // Addition does not care about the order the buckets are walked in.
-  for (const auto& [key, value] : map) sum += key ^ value;
-  return sum + map.size();
+  return bench::churn_map(map, random, ops, keys);
 }
 
 }  // namespace

@@ -72,27 +72,6 @@ std::uint64_t handle_request(Map& headers, bench::rng& random, std::uint64_t r) 
   return found == headers.end() ? 0 : static_cast<unsigned char>(found->second[r % value_length]);
 }
 
-// ---- churn ------------------------------------------------------------------
-
-template <class Map>
-std::uint64_t churn(Map& map, bench::rng& random, std::uint64_t ops, std::uint64_t keys) {
-  std::uint64_t sum = 0;
-  for (std::uint64_t i = 0; i < ops; ++i) {
-    std::uint64_t key = random.below(keys);
-    if (random.next() & 1) {
-      sum += map.insert_or_assign(key, i).second;
-    } else {
-      auto found = map.find(key);
-      if (found != map.end()) {
-        sum += found->second;
-        map.erase(found);
-      }
-    }
-  }
-  for (const auto& [key, value] : map) sum += key ^ value;   // order-independent
-  return sum + map.size();
-}
-
 // ---- variants ---------------------------------------------------------------
 
 using std_map = std::unordered_map<std::string, std::string, text_hash, text_equal>;
@@ -251,7 +230,7 @@ template <class Map, class... Args>
 worker churn_loop(bench::rng& random, std::uint64_t keys, Args... args) {
   return [&random, keys, args...](std::uint64_t ops) {
     Map map(args...);
-    return churn(map, random, ops, keys);
+    return bench::churn_map(map, random, ops, keys);
   };
 }
 
@@ -268,7 +247,7 @@ worker churn_worker(variant v, shared_state& shared, thread_context& t, std::uin
     case variant::map_pool:
       return [&random, keys, pool = &shared.number_pool](std::uint64_t ops) {
         auto map = pool->acquire();
-        return churn(*map, random, ops, keys);
+        return bench::churn_map(*map, random, ops, keys);
       };
     case variant::local_resource:
       t.local = std::make_unique<pcm::pmr::local_resource>();
