@@ -151,7 +151,7 @@ void explicit_free_small(arena_core& owner, unsigned cls, void* p) noexcept {
   if (owner.cpu_sets && current_cache_mode() == cache_mode::per_cpu) {
     char* area = rseq::area(rseq_offset);
     if (rseq::current_cpu(area) >= 0) {
-      if (!rseq::push(area, &owner.cpu_sets[0].bins[cls], p)) cpu_give_back(owner.cpu_sets, area, &owner, cls, p);
+      if (!rseq::push(area, &owner.cpu_sets[0].bins[cls], p)) cpu_give_back(owner.cpu_sets, area, cls, p);
       return;
     }
   }

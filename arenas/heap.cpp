@@ -68,8 +68,8 @@ arena_core& home_arena() noexcept {
   return arenas::for_this_thread();
 }
 
-// The layer below a thread's cache of class `cls`: refills from the calling
-// thread's arena; drains onto a transfer stack first (stash_or_free).
+// The layer below a thread's cache of class `cls`: refills from `owner`;
+// drains onto a transfer stack first (stash_or_free).
 struct arena_source {
   arena_core& owner;
   unsigned cls;
@@ -155,7 +155,7 @@ void give_back_small(unsigned cls, void* p) noexcept {
   arenas::decay_tick(false);
   if (mode == cache_mode::per_cpu) {
     char* area = rseq::area(detail::rseq_offset);
-    if (rseq::current_cpu(area) >= 0) return detail::cpu_give_back(cpu_caches, area, nullptr, cls, p);
+    if (rseq::current_cpu(area) >= 0) return detail::cpu_give_back(cpu_caches, area, cls, p);
   }
   arena_source source{home_arena(), cls};
   if (cache_set* set = own_thread_cache()) {
@@ -224,11 +224,11 @@ void stash_or_free(unsigned cls, void* const* objects, unsigned n) noexcept {
   free_to_slabs(objects + kept, n - kept);
 }
 
-void cpu_give_back(cache_set* sets, char* area, arena_core* below, unsigned cls, void* p) noexcept {
+void cpu_give_back(cache_set* sets, char* area, unsigned cls, void* p) noexcept {
   void* batch[64];
   unsigned n = rseq::pop_batch(area, &sets[0].bins[cls], batch, batch_for(sets[0].bins[cls]));
-  if (below) free_to_slabs(batch, n);   // an explicit arena's cache: no transfer stacks
-  else stash_or_free(cls, batch, n);
+  if (sets == cpu_caches) stash_or_free(cls, batch, n);
+  else free_to_slabs(batch, n);   // an explicit arena's cache: its arena has no transfer stacks
   if (!rseq::push(area, &sets[0].bins[cls], p)) {
     if (sets == cpu_caches) count(slow_counts[cls].direct_frees, 1);
     free_to_slabs(&p, 1);

@@ -36,10 +36,9 @@ extern __thread cache_set* thread_cache PCM_HIDDEN __attribute__((tls_model("ini
 slab* checked_block(const char* operation, const void* p, page_entry e) noexcept;
 // Per-CPU slow paths over any array of cache sets (the global ones or an
 // explicit arena's): refill this CPU's bin from `source` and return one
-// object; or make room in this CPU's bin and push p (`below`: the explicit
-// arena whose cache it is, or nullptr for the global caches).
+// object; or make room in this CPU's bin and push p.
 void* cpu_refill(cache_set* sets, char* area, arena_core& source, unsigned cls) noexcept;
-void cpu_give_back(cache_set* sets, char* area, arena_core* below, unsigned cls, void* p) noexcept;
+void cpu_give_back(cache_set* sets, char* area, unsigned cls, void* p) noexcept;
 // Drained objects of small class `cls`: onto a transfer stack, the rest home.
 void stash_or_free(unsigned cls, void* const* objects, unsigned n) noexcept;
 // A cache set's bins with the configured capacities over `slots`
