@@ -137,4 +137,20 @@ std::uint64_t churn_map(Map& map, rng& random, std::uint64_t ops, std::uint64_t 
   return sum + map.size();
 }
 
+// The loop of cache-thrash and cache-scratch: `iterations` times, malloc an
+// object, write all of it `writes` times, free it. Objects of neighbouring
+// threads that share a cache line make the writes contend (false sharing).
+inline std::uint64_t write_fresh_objects(std::uint64_t iterations, std::uint64_t writes, std::size_t object_size) {
+  std::uint64_t sum = 0;
+  for (std::uint64_t i = 0; i < iterations; ++i) {
+    char* object = static_cast<char*>(std::malloc(object_size));
+    volatile char* cell = object;
+    for (std::uint64_t w = 0; w < writes; ++w)
+      for (std::size_t k = 0; k < object_size; ++k) cell[k] = static_cast<char>(w + k);
+    sum += static_cast<unsigned char>(cell[object_size - 1]);
+    std::free(object);
+  }
+  return sum;
+}
+
 }  // namespace bench

@@ -10,15 +10,7 @@ namespace {
 uint64_t scratch(char* handed, uint64_t iterations, uint64_t writes, size_t object_size) {
   uint64_t sum = static_cast<unsigned char>(handed[0]);
   std::free(handed);
-  for (uint64_t i = 0; i < iterations; ++i) {
-    char* object = static_cast<char*>(std::malloc(object_size));
-    volatile char* cell = object;
-    for (uint64_t w = 0; w < writes; ++w)
-      for (size_t k = 0; k < object_size; ++k) cell[k] = static_cast<char>(w + k);
-    sum += static_cast<unsigned char>(cell[object_size - 1]);
-    std::free(object);
-  }
-  return sum;
+  return sum + bench::write_fresh_objects(iterations, writes, object_size);
 }
 
 }  // namespace

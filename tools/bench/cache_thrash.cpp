@@ -8,16 +8,7 @@ namespace {
 
 // The writes go through a volatile pointer so each one reaches memory.
 uint64_t thrash(uint64_t iterations, uint64_t writes, size_t object_size) {
-  uint64_t sum = 0;
-  for (uint64_t i = 0; i < iterations; ++i) {
-    char* object = static_cast<char*>(std::malloc(object_size));
-    volatile char* cell = object;
-    for (uint64_t w = 0; w < writes; ++w)
-      for (size_t k = 0; k < object_size; ++k) cell[k] = static_cast<char>(w + k);
-    sum += static_cast<unsigned char>(cell[object_size - 1]);
-    std::free(object);
-  }
-  return sum;
+  return bench::write_fresh_objects(iterations, writes, object_size);
 }
 
 }  // namespace
