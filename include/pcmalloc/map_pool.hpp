@@ -179,8 +179,9 @@ class recycling_map {
     if (kept_.size() < max_kept) kept_.push_back({std::move(node)});
   }
   // target = source, where target is a string and source text that fits its
-  // capacity: resize and copy, which neither allocates nor takes assign()'s
-  // general path (twice as many instructions for a header-sized string).
+  // capacity: clear and append, which neither allocates nor takes assign()'s
+  // general path (twice as many instructions for a header-sized string), nor
+  // fills the bytes a resize() would add before they are copied over.
   // Text inside target itself takes the general path.
   template <class T, class Source>
   static void assign(T& target, Source&& source) {
@@ -191,8 +192,8 @@ class recycling_map {
         const auto* own = target.data();
         const bool inside = !std::less<>()(text.data(), own) && !std::less<>()(own + target.size(), text.data());
         if (text.size() <= target.capacity() && !inside) {
-          target.resize(text.size());
-          T::traits_type::copy(target.data(), text.data(), text.size());
+          target.clear();        // length 0, capacity kept
+          target.append(text);   // fits: one copy, no fill, no allocation
           return;
         }
       }
