@@ -115,6 +115,21 @@ inline void report(const char* name, unsigned threads, double seconds, uint64_t 
   std::fflush(stdout);
 }
 
+// The main of most programs: worker(index, share) runs on each of `threads`
+// threads with its share of `total`, and what the workers return adds up to the
+// checksum. `before` runs on the main thread inside the timed span, just before
+// the threads start (cache_scratch allocates the objects it hands out there).
+template <class Worker, class Before = void (*)()>
+void run_and_report(const char* name, unsigned threads, uint64_t total, Worker worker, Before before = [] {}) {
+  std::vector<uint64_t> sums(threads);
+  stopwatch clock;
+  before();
+  run_threads(threads, [&](unsigned i) { sums[i] = worker(i, share(total, threads, i)); });
+  uint64_t checksum = 0;
+  for (uint64_t sum : sums) checksum += sum;
+  report(name, threads, clock.seconds(), total, checksum);
+}
+
 // The "churn" workload of map_churn and maps: random inserts and erases of
 // `ops` keys drawn from [0, keys), so the map hovers near half full and keeps
 // allocating and freeing nodes. Returns an order-independent checksum.
@@ -144,7 +159,7 @@ inline std::uint64_t write_fresh_objects(std::uint64_t iterations, std::uint64_t
   std::uint64_t sum = 0;
   for (std::uint64_t i = 0; i < iterations; ++i) {
     char* object = static_cast<char*>(std::malloc(object_size));
-    volatile char* cell = object;
+    volatile char* cell = object;   // so each write reaches memory
     for (std::uint64_t w = 0; w < writes; ++w)
       for (std::size_t k = 0; k < object_size; ++k) cell[k] = static_cast<char>(w + k);
     sum += static_cast<unsigned char>(cell[object_size - 1]);

@@ -134,11 +134,6 @@ uint64_t run_worker(unsigned index, uint64_t rounds) {
 int main(int argc, char** argv) {
   auto args = bench::parse_args(argc, argv, "THREADS ROUNDS", 2, {1, 0});
   unsigned threads = static_cast<unsigned>(args[0]);
-  std::vector<uint64_t> sums(threads);
-  bench::stopwatch clock;
-  bench::run_threads(threads, [&](unsigned i) { sums[i] = run_worker(i, bench::share(args[1], threads, i)); });
-  uint64_t checksum = 0;
-  for (uint64_t sum : sums) checksum += sum;
-  bench::report("churn", threads, clock.seconds(), args[1], checksum);
+  bench::run_and_report("churn", threads, args[1], run_worker);
   return 0;
 }

@@ -19,11 +19,6 @@ int main(int argc, char** argv) {
   auto args = bench::parse_args(argc, argv, "THREADS OPS [KEYS=500000]", 2, {1, 0, 500000});
   unsigned threads = static_cast<unsigned>(args[0]);
   uint64_t keys = args[2] ? args[2] : 1;
-  std::vector<uint64_t> sums(threads);
-  bench::stopwatch clock;
-  bench::run_threads(threads, [&](unsigned i) { sums[i] = churn(i, bench::share(args[1], threads, i), keys); });
-  uint64_t checksum = 0;
-  for (uint64_t sum : sums) checksum += sum;
-  bench::report("map_churn", threads, clock.seconds(), args[1], checksum);
+  bench::run_and_report("map_churn", threads, args[1], [&](unsigned i, uint64_t ops) { return churn(i, ops, keys); });
   return 0;
 }
