@@ -2,12 +2,10 @@
 #include "support.hpp"
 
 #include <cerrno>
-#include <csignal>
 #include <cstdio>
 #include <cstring>
 #include <fcntl.h>
 #include <spawn.h>
-#include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -31,18 +29,6 @@ unsigned char tail_byte(std::uint64_t seed, std::size_t i) noexcept {
   unsigned char bytes[8];
   std::memcpy(bytes, &word, 8);
   return bytes[i % 8];
-}
-
-std::string read_all(int fd) {
-  std::string text;
-  char buffer[4096];
-  while (true) {
-    ssize_t n = read(fd, buffer, sizeof buffer);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) break;
-    text.append(buffer, std::size_t(n));
-  }
-  return text;
 }
 
 }  // namespace
@@ -147,40 +133,10 @@ std::size_t resident_bytes() {
   return std::size_t(resident) * std::size_t(sysconf(_SC_PAGESIZE));
 }
 
-std::string pointer_text(const void* p) {
-  char text[32];
-  std::snprintf(text, sizeof text, "%p", p);
-  return text;
-}
-
 child_result run_in_child(const std::function<void()>& body, unsigned alarm_seconds) {
-  int fds[2];
-  REQUIRE(pipe(fds) == 0);
-  std::fflush(nullptr);
-  pid_t pid = fork();
-  REQUIRE(pid >= 0);
-  if (pid == 0) {
-    for (int sig : {SIGABRT, SIGSEGV, SIGBUS, SIGILL, SIGFPE, SIGALRM, SIGTERM, SIGINT}) std::signal(sig, SIG_DFL);
-    rlimit no_core{0, 0};
-    setrlimit(RLIMIT_CORE, &no_core);   // an expected abort should not write a core file
-    close(fds[0]);
-    dup2(fds[1], STDERR_FILENO);
-    close(fds[1]);
-    alarm(alarm_seconds);
-    body();
-    _exit(0);
-  }
-  close(fds[1]);
-  child_result result;
-  result.error_text = read_all(fds[0]);
-  close(fds[0]);
-  int status = 0;
-  while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {}
-  result.exited = WIFEXITED(status);
-  result.status = result.exited ? WEXITSTATUS(status) : -1;
-  result.signalled = WIFSIGNALED(status);
-  result.signal = result.signalled ? WTERMSIG(status) : 0;
-  return result;
+  std::optional<child_result> result = test_support::run_in_child(body, alarm_seconds);
+  REQUIRE(result.has_value());
+  return *std::move(result);
 }
 
 spawn_result spawn_self(const char* mode, const std::vector<std::string>& extra_env) {
@@ -208,8 +164,8 @@ spawn_result spawn_self(const char* mode, const std::vector<std::string>& extra_
   close(err[1]);
   REQUIRE(rc == 0);
   spawn_result result;
-  result.out = read_all(out[0]);   // the helper writes a few bytes: no risk of filling the other pipe
-  result.err = read_all(err[0]);
+  result.out = test_support::read_all(out[0]);   // the helper writes a few bytes: no risk of filling the other pipe
+  result.err = test_support::read_all(err[0]);
   close(out[0]);
   close(err[0]);
   while (waitpid(pid, &result.wait_status, 0) < 0 && errno == EINTR) {}

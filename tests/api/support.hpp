@@ -12,6 +12,8 @@
 
 #include <pcmalloc/pcmalloc.h>
 
+#include "support/support.hpp"
+
 // Exported by libpcmalloc.so; glibc 2.36's headers do not declare them.
 extern "C" void free_sized(void* p, size_t size) noexcept;
 extern "C" void free_aligned_sized(void* p, size_t alignment, size_t size) noexcept;
@@ -22,7 +24,9 @@ extern "C" void __libc_free(void* p) noexcept;
 
 namespace api_test {
 
-inline constexpr std::size_t KiB = 1024, MiB = 1024 * KiB;
+// Shared with tests/pmr (tests/support/support.hpp).
+using test_support::KiB, test_support::MiB, test_support::is_aligned, test_support::pointer_text,
+    test_support::child_result;
 
 // The value passes through an empty asm: no constant folding of malloc(SIZE_MAX),
 // no -Wfree-nonheap-object on free(&local), no elided malloc/free pairs.
@@ -41,9 +45,6 @@ bool all_zero(const void* p, std::size_t n) noexcept;
 bool all_bytes(const void* p, std::size_t n, unsigned char value) noexcept;
 // Write one byte per page and the last byte: commits every page cheaply.
 void touch_pages(void* p, std::size_t n) noexcept;
-inline bool is_aligned(const void* p, std::size_t alignment) noexcept {
-  return reinterpret_cast<std::uintptr_t>(p) % alignment == 0;
-}
 
 // Doctest checks every successful allocation must pass: non-null, ours, aligned,
 // usable size >= n, all n bytes writable and readable back.
@@ -61,18 +62,9 @@ struct slab_tail {
 void find_slab_tail(slab_tail& out);
 
 std::size_t resident_bytes();        // RSS from /proc/self/statm
-std::string pointer_text(const void* p);   // as printf's %p writes it
 
-struct child_result {
-  bool exited = false;      // normal exit (then `status` is the exit code)
-  int status = -1;
-  bool signalled = false;   // killed by `signal`
-  int signal = 0;
-  std::string error_text;   // everything the child wrote on stderr
-};
-// Fork; the child restores default signal handling (doctest installs its own),
-// sends stderr into a pipe, arms alarm(alarm_seconds) so a deadlock kills it,
-// runs `body` and _exit(0)s. The parent collects stderr and the wait status.
+// test_support::run_in_child (fork, collect stderr and the wait status) with a
+// 30 s alarm by default; a child that cannot be started fails the test case (REQUIRE).
 child_result run_in_child(const std::function<void()>& body, unsigned alarm_seconds = 30);
 
 struct spawn_result {

@@ -7,7 +7,6 @@
 #include <cstdio>
 #include <cstring>
 #include <fstream>
-#include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -71,45 +70,8 @@ std::size_t resident_bytes() {
   return resident * std::size_t(sysconf(_SC_PAGESIZE));
 }
 
-std::string pointer_text(const void* p) {
-  char text[32];
-  std::snprintf(text, sizeof text, "%p", p);
-  return text;
-}
-
 child_result run_in_child(const std::function<void()>& body, unsigned alarm_seconds) {
-  child_result result;
-  int fds[2];
-  if (pipe(fds) != 0) return result;
-  std::fflush(nullptr);
-  pid_t pid = fork();
-  if (pid < 0) return result;
-  if (pid == 0) {
-    for (int sig : {SIGABRT, SIGSEGV, SIGBUS, SIGILL, SIGFPE, SIGALRM, SIGTERM, SIGINT}) std::signal(sig, SIG_DFL);
-    rlimit no_core{0, 0};
-    setrlimit(RLIMIT_CORE, &no_core);   // an expected abort should not write a core file
-    close(fds[0]);
-    dup2(fds[1], STDERR_FILENO);
-    close(fds[1]);
-    alarm(alarm_seconds);
-    body();
-    _exit(0);
-  }
-  close(fds[1]);
-  char buffer[4096];
-  for (;;) {
-    ssize_t n = read(fds[0], buffer, sizeof buffer);
-    if (n > 0) result.error_text.append(buffer, std::size_t(n));
-    else if (n == 0 || errno != EINTR) break;
-  }
-  close(fds[0]);
-  int status = 0;
-  while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {}
-  result.exited = WIFEXITED(status);
-  result.status = result.exited ? WEXITSTATUS(status) : -1;
-  result.signalled = WIFSIGNALED(status);
-  result.signal = result.signalled ? WTERMSIG(status) : 0;
-  return result;
+  return test_support::run_in_child(body, alarm_seconds).value_or(child_result{});
 }
 
 std::optional<pcm_stats> statistics_via_child(unsigned alarm_seconds) {

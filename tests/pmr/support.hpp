@@ -12,9 +12,13 @@
 
 #include <pcmalloc/pmr.hpp>
 
+#include "support/support.hpp"
+
 namespace pmr_test {
 
-inline constexpr std::size_t KiB = 1024, MiB = 1024 * KiB;
+// Shared with tests/api (tests/support/support.hpp).
+using test_support::KiB, test_support::MiB, test_support::is_aligned, test_support::pointer_text,
+    test_support::child_result;
 
 struct allocation_record {
   std::size_t bytes = 0;
@@ -44,28 +48,16 @@ class recording_resource final : public std::pmr::memory_resource {
   std::size_t deallocations_ = 0;
 };
 
-inline bool is_aligned(const void* p, std::size_t alignment) noexcept {
-  return reinterpret_cast<std::uintptr_t>(p) % alignment == 0;
-}
-
 // Writes a seed-dependent word at the start, the end and every 4 KiB of
 // [p, p + n): cheap for megabyte blocks, still catches overlapping blocks.
 void stamp(void* p, std::size_t n, std::uint64_t seed) noexcept;
 bool stamped(const void* p, std::size_t n, std::uint64_t seed) noexcept;
 
 std::size_t resident_bytes();   // RSS, from /proc/self/statm
-std::string pointer_text(const void* p);   // as printf's %p writes it
 
-struct child_result {
-  bool exited = false;      // normal exit (then `status` is the exit code)
-  int status = -1;
-  bool signalled = false;   // killed by `signal`
-  int signal = 0;
-  std::string error_text;   // everything the child wrote on stderr
-};
-// Fork; the child restores default signal handling (doctest installs its own),
-// sends stderr into a pipe, arms an alarm against deadlock, runs `body` and
-// _exit(0)s. The parent collects stderr and the wait status.
+// test_support::run_in_child (fork, collect stderr and the wait status) with a
+// 20 s alarm by default; a child that cannot be started gives a result that
+// neither exited nor was signalled, so the caller's checks fail.
 child_result run_in_child(const std::function<void()>& body, unsigned alarm_seconds = 20);
 
 // pcm_stats_get(), called in a forked child (which sees this process's heap as
