@@ -203,12 +203,7 @@ def main():
     print(f"  {'geomean':<11} {'':>9} " + " ".join(
         f"{math.exp(sum(v) / len(v)):>11.1f}x {'':>6}" if v else f"{'-':>12} {'':>6}" for v in logs.values())
         + "   (each over the workloads it ran)")
-    if failures:
-        print(f"\n{len(failures)} FAILURE(S):", file=sys.stderr)
-        for failure in failures:
-            print("  " + failure, file=sys.stderr)
-        return 1
-    return 0
+    return bench.exit_status(failures)
 
 
 if __name__ == "__main__":

@@ -235,6 +235,16 @@ def reproduction(preload, command):
     return prefix + " ".join(shown)
 
 
+def exit_status(failures):
+    """Lists the failures on stderr; the status a driver exits with."""
+    if not failures:
+        return 0
+    print(f"\n{len(failures)} FAILURE(S):", file=sys.stderr)
+    for failure in failures:
+        print("  " + failure, file=sys.stderr)
+    return 1
+
+
 def geometric_mean(values):
     values = [v for v in values if v and v > 0]
     return math.exp(sum(math.log(v) for v in values) / len(values)) if values else None
@@ -504,12 +514,7 @@ def main():
     (out / "bench.json").write_text(json.dumps(report, indent=1) + "\n")
     chart = draw_chart(out / "bench.png", results, names, baseline, geomean, machine)
     print(f"\nwrote {out / 'bench.json'}" + (f" and {out / 'bench.png'}" if chart else ""))
-    if failures:
-        print(f"\n{len(failures)} FAILURE(S):", file=sys.stderr)
-        for failure in failures:
-            print("  " + failure, file=sys.stderr)
-        return 1
-    return 0
+    return exit_status(failures)
 
 
 if __name__ == "__main__":
