@@ -2,6 +2,7 @@
 // API (c_api.cpp) and the override shim (override.cpp). Boundary policy lives
 // here: errno values, alignment rules of each standard function.
 #pragma once
+#include <bit>
 #include <cerrno>
 #include <cstddef>
 
@@ -31,7 +32,15 @@ PCM_INLINE int posix_memalign_(void** out, std::size_t a, std::size_t n) noexcep
   *out = p;
   return 0;
 }
-PCM_INLINE void* memalign_(std::size_t a, std::size_t n) noexcept { return heap::allocate_aligned(a, n, c_request); }
+// memalign keeps glibc's contract, which programs written against it rely on:
+// an alignment that is no power of two is rounded up to the next one, 0 means
+// malloc's own; only one past the largest power of two is EINVAL.
+// (aligned_alloc and posix_memalign refuse such alignments, as C and POSIX say.)
+PCM_INLINE void* memalign_(std::size_t a, std::size_t n) noexcept {
+  constexpr std::size_t largest = ~(~std::size_t(0) >> 1);
+  if (a > largest) { errno = EINVAL; return nullptr; }
+  return heap::allocate_aligned(a ? std::bit_ceil(a) : 16, n, c_request);
+}
 PCM_INLINE void* valloc_(std::size_t n) noexcept { return heap::allocate_aligned(os::page_size, n, c_request); }
 PCM_INLINE void* pvalloc_(std::size_t n) noexcept {
   std::size_t rounded = (n + os::page_size - 1) & ~(os::page_size - 1);

@@ -1,6 +1,7 @@
 // Aligned allocation: every power of two from 1 B to 64 KiB (and some far
 // beyond) with sizes around the alignment and up to a few MiB, through every
 // aligned entry point; and the invalid alignments each must refuse.
+#include <bit>
 #include <cerrno>
 #include <new>
 #include <set>
@@ -120,5 +121,29 @@ TEST_CASE("posix_memalign refuses a bad alignment with EINVAL and leaves errno a
     CHECK(pcm_posix_memalign(&out, opaque(a), 16) == EINVAL);
     CHECK(errno == 1234);
     CHECK(out == &dummy);
+  }
+}
+
+TEST_CASE("memalign rounds an alignment that is no power of two up to the next one, as glibc does") {
+  struct form { void* (*allocate)(std::size_t, std::size_t); const char* name; };
+  for (form f : {form{memalign, "memalign"}, form{pcm_memalign, "pcm_memalign"}}) {
+    CAPTURE(f.name);
+    for (std::size_t a : {std::size_t(3), std::size_t(24), std::size_t(48), std::size_t(100), std::size_t(4095),
+                          std::size_t(4097), std::size_t(65537), std::size_t(3) << 20}) {
+      CAPTURE(a);
+      void* p = f.allocate(opaque(a), 100);
+      REQUIRE(p != nullptr);
+      CHECK(is_aligned(p, std::bit_ceil(a)));
+      fill(p, 100, a);
+      CHECK(intact(p, 100, a));
+      free(p);
+    }
+    void* p = f.allocate(opaque(0), 100);   // 0: malloc's own alignment
+    REQUIRE(p != nullptr);
+    CHECK(is_aligned(p, 16));
+    free(p);
+    errno = 0;
+    CHECK(f.allocate(opaque((~std::size_t(0) >> 1) + 2), 16) == nullptr);   // past the largest power of two
+    CHECK(errno == EINVAL);
   }
 }
