@@ -91,6 +91,9 @@ unsigned arena_core::refill(unsigned cls, void** out, unsigned count) noexcept {
     std::memcpy(out, b.transfer + b.transfer_count, n * sizeof(void*));
     b.transfer_used = true;
   }
+  // Objects from the transfer stack never went back to their slabs (stash()
+  // counts nothing): only those taken from slabs leave them now.
+  const unsigned from_transfer = n;
   while (n < count) {
     if (!b.current || b.current->full()) {
       if (!b.partial.empty()) {
@@ -108,7 +111,7 @@ unsigned arena_core::refill(unsigned cls, void** out, unsigned count) noexcept {
     n += take_from_slab(*b.current, out + n, count - n);
   }
   b.stats.refills += 1;
-  b.stats.objects_out += n;
+  b.stats.objects_out += n - from_transfer;
   return n;
 }
 
