@@ -9,6 +9,7 @@
 // libpcmalloc built with -Doverride=false (the sanitizers keep malloc).
 #include <fuzzer/FuzzedDataProvider.h>
 
+#include <bit>
 #include <cerrno>
 #include <cstddef>
 #include <cstdint>
@@ -388,7 +389,19 @@ void do_aligned(world& w, const operation& op) {
   int variant = op.variant % 5;
   switch (variant) {
     case 0: p = pcm_aligned_alloc(a, size); break;
-    case 1: p = pcm_memalign(a, size); break;
+    case 1: {
+      // memalign keeps glibc's contract: an alignment that is no power of two
+      // rounds up to the next one, 0 is malloc's own; past 2^63 it is EINVAL.
+      constexpr std::size_t largest = ~(~std::size_t(0) >> 1);
+      p = pcm_memalign(a, size);
+      if (a > largest) {
+        if (p) fail("pcm_memalign succeeded past the largest alignment", p, size, a);
+        if (errno != EINVAL) fail("pcm_memalign failed without EINVAL past the largest alignment", nullptr, size, a);
+        return;
+      }
+      a = a ? std::bit_ceil(a) : 16;
+      break;
+    }
     case 2: {
       void* out = &b;   // must stay untouched on failure
       int e = pcm_posix_memalign(&out, a, size);

@@ -9,8 +9,10 @@
 # inputs go to WORK_DIR/corpus; tests/fuzz/corpus seeds it and is only read.
 # Without options: a smoke run of 60 s. A long run, for instance:
 #   tests/fuzz/run.sh . build/fuzz -max_total_time=1200 -jobs=1
-# Exit: 0 clean, 77 when clang or libFuzzer is missing, else the fuzzer's
-# status (a crash leaves crash-* / leak-* / timeout-* files in WORK_DIR).
+# Exit: 0 clean, 77 when clang or libFuzzer is missing (meson: skipped), 1 when
+# the fuzzer finds a crash, leak or timeout (crash-* / leak-* / timeout-* files
+# in WORK_DIR). libFuzzer's own default for those is 77, which meson would
+# count as a skip: it is set to 1 below.
 set -euo pipefail
 source_root=$(cd "$1" && pwd)
 work=$2
@@ -54,5 +56,5 @@ if [ $# -eq 0 ]; then set -- -max_total_time=60; fi
 cd "$work"   # crash-*, leak-*, timeout-* and fuzz-*.log land here
 export ASAN_OPTIONS=${ASAN_OPTIONS:-abort_on_error=0:detect_leaks=1}
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-halt_on_error=1:print_stacktrace=1}
-exec "$work/heap_fuzz" -timeout=30 -rss_limit_mb=4096 -print_final_stats=1 "$@" \
+exec "$work/heap_fuzz" -timeout=30 -rss_limit_mb=4096 -print_final_stats=1 -error_exitcode=1 -timeout_exitcode=1 "$@" \
   "$work/corpus" "$source_root/tests/fuzz/corpus"
