@@ -15,6 +15,9 @@ unsigned arena_count = 0;
 std::atomic<unsigned> next_arena{0};
 __thread unsigned thread_arena __attribute__((tls_model("initial-exec"))) = 0;  // index + 1
 std::atomic<std::uint64_t> next_decay_tick{0};
+// Live explicit arenas. Taken before any arena's own lock (decay sweeps, fork).
+mutex explicit_lock;
+arena_core* explicit_list = nullptr;
 
 constexpr std::uint32_t pages_for(std::size_t bytes) {
   return std::uint32_t((bytes + os::page_size - 1) >> os::page_shift);
@@ -258,6 +261,8 @@ bool arena_core::resize_large_in_place(slab* s, std::size_t new_size) noexcept {
 }
 
 void arena_core::reset() noexcept {
+  // Under page_lock: a decay sweep may purge this arena's pages meanwhile.
+  page_lock.lock();
   pages.for_each_chunk([](const chunk& c) {
     for (std::uint32_t i = 0; i < c.usable_pages; ++i) {
       if (!((c.used[i >> 6] >> (i & 63)) & 1)) continue;
@@ -270,7 +275,8 @@ void arena_core::reset() noexcept {
     }
   });
   pages.free_everything();
-  while (slab* block = huge_blocks.front()) free_huge(block);
+  page_lock.unlock();
+  while (slab* block = huge_blocks.front()) free_huge(block);   // takes page_lock itself
   for (bin& b : bins) {
     b.transfer_count = 0;
     b.current = nullptr;
@@ -407,33 +413,61 @@ void decay_tick(bool force) noexcept {
   if (!force && now < due) return;
   std::uint64_t step = config.decay_ms / 4 + 1;
   if (!force && !next_decay_tick.compare_exchange_strong(due, now + step, std::memory_order_relaxed)) return;
-  for (unsigned i = 0; i < arena_count; ++i) {
-    arena_core& a = arena_table[i];
-    a.flush_transfers(!force);
+  // Transfer stacks first, all of them: a stack sends objects home to any
+  // arena, and a slab it empties must find its arena not yet purged.
+  for (unsigned i = 0; i < arena_count; ++i) arena_table[i].flush_transfers(!force);
+  auto purge_one = [now, force](arena_core& a) {
     if (force) a.page_lock.lock();
-    else if (!a.page_lock.try_lock()) continue;
+    else if (!a.page_lock.try_lock()) return;
     a.purge(now, force ? 0 : config.decay_ms);
     a.page_lock.unlock();
-  }
+  };
+  for (unsigned i = 0; i < arena_count; ++i) purge_one(arena_table[i]);
+  if (force) explicit_lock.lock();
+  else if (!explicit_lock.try_lock()) return;
+  for (arena_core* a = explicit_list; a; a = a->next_explicit) purge_one(*a);
+  explicit_lock.unlock();
+}
+
+void add_explicit(arena_core* a) noexcept {
+  lock_guard guard(explicit_lock);
+  a->prev_explicit = nullptr;
+  a->next_explicit = explicit_list;
+  if (explicit_list) explicit_list->prev_explicit = a;
+  explicit_list = a;
+}
+
+void remove_explicit(arena_core* a) noexcept {
+  lock_guard guard(explicit_lock);
+  if (a->prev_explicit) a->prev_explicit->next_explicit = a->next_explicit;
+  else if (explicit_list == a) explicit_list = a->next_explicit;
+  if (a->next_explicit) a->next_explicit->prev_explicit = a->prev_explicit;
+  a->next_explicit = a->prev_explicit = nullptr;
 }
 
 // Order matches the allocation paths: each arena's bins, then its page lock;
 // descriptor pools, then base metadata innermost.
 void lock_for_fork() noexcept {
-  for (unsigned i = 0; i < arena_count; ++i) {
-    for (auto& b : arena_table[i].bins) b.lock.lock();
-    arena_table[i].page_lock.lock();
-  }
+  explicit_lock.lock();
+  auto lock_arena = [](arena_core& a) {
+    for (auto& b : a.bins) b.lock.lock();
+    a.page_lock.lock();
+  };
+  for (unsigned i = 0; i < arena_count; ++i) lock_arena(arena_table[i]);
+  for (arena_core* a = explicit_list; a; a = a->next_explicit) lock_arena(*a);
   slab_descriptors.lock().lock();
 }
 
 void unlock_after_fork(bool child) noexcept {
   auto release = [child](mutex& m) { if (child) m.reset_after_fork(); else m.unlock(); };
-  for (unsigned i = 0; i < arena_count; ++i) {
-    for (auto& b : arena_table[i].bins) release(b.lock);
-    release(arena_table[i].page_lock);
-  }
+  auto release_arena = [&release](arena_core& a) {
+    for (auto& b : a.bins) release(b.lock);
+    release(a.page_lock);
+  };
+  for (unsigned i = 0; i < arena_count; ++i) release_arena(arena_table[i]);
+  for (arena_core* a = explicit_list; a; a = a->next_explicit) release_arena(*a);
   release(slab_descriptors.lock());
+  release(explicit_lock);
 }
 
 }  // namespace arenas

@@ -59,6 +59,8 @@ struct arena_core {
   page_runs pages;
   arena_stats stats;
   slab_list huge_blocks;           // explicit arenas: huge blocks to unmap on reset
+  arena_core* next_explicit = nullptr;   // explicit arenas: the live list (arenas::add_explicit)
+  arena_core* prev_explicit = nullptr;
 
   // Take up to `count` objects of class `cls` for a cache; returns how many.
   unsigned refill(unsigned cls, void** out, unsigned count) noexcept;
@@ -102,9 +104,14 @@ void init(unsigned count) noexcept;
 unsigned count() noexcept;
 arena_core& get(unsigned index) noexcept;
 arena_core& for_this_thread() noexcept;
-// Purge dirty pages in every arena whose decay has elapsed. Cheap to call often:
-// at most one sweep per tick, and busy arenas are skipped rather than waited for.
+// Purge dirty pages in every arena (the table's and the explicit ones) whose
+// decay has elapsed. Cheap to call often: at most one sweep per tick, and busy
+// arenas are skipped rather than waited for. force (pcm_purge): every page now.
 void decay_tick(bool force) noexcept;
+// Explicit arenas join the decay sweeps and the fork locks while listed; an
+// arena leaves the list before it is destroyed.
+void add_explicit(arena_core* a) noexcept;
+void remove_explicit(arena_core* a) noexcept;
 void lock_for_fork() noexcept;
 void unlock_after_fork(bool child) noexcept;
 }  // namespace arenas

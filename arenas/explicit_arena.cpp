@@ -1,6 +1,9 @@
 #include "explicit_arena.hpp"
 
+#include <atomic>
 #include <cerrno>
+
+#include <pthread.h>
 
 #include "base.hpp"
 #include "options.hpp"
@@ -40,6 +43,25 @@ void retire_cpu_sets(cache_set* sets) {
   spare_blocks = block;
 }
 
+// fork(): the pool of arena descriptors and the spare cache sets are locked
+// across it like the core's locks (arenas::lock_for_fork takes each listed
+// arena's own). Registered at the first create(), after the core's handlers,
+// so these prepare first: both are leaf locks, never held while another is
+// taken, so taking them before the core's keeps every order.
+void fork_prepare() {
+  cores.lock().lock();
+  blocks_lock.lock();
+}
+void fork_parent() {
+  blocks_lock.unlock();
+  cores.lock().unlock();
+}
+void fork_child() {
+  blocks_lock.reset_after_fork();
+  cores.lock().reset_after_fork();
+}
+std::atomic<bool> fork_handlers_registered{false};
+
 char* usable_rseq_area(const arena_core& a) {
   if (!a.cpu_sets || current_cache_mode() != cache_mode::per_cpu) return nullptr;
   char* area = rseq::area(detail::rseq_offset);
@@ -59,6 +81,7 @@ void* allocate_small(arena_core& a, unsigned cls) {
 
 arena_core* create(void* memory, std::size_t bytes) noexcept {
   ensure_initialised();
+  if (!fork_handlers_registered.exchange(true)) pthread_atfork(fork_prepare, fork_parent, fork_child);
   arena_core* a = cores.acquire();
   if (!a) return nullptr;
   a->is_explicit = true;
@@ -69,6 +92,7 @@ arena_core* create(void* memory, std::size_t bytes) noexcept {
     if (!a->pages.add_region(memory, bytes)) { destroy(a); return nullptr; }
   }
   if (current_cache_mode() == cache_mode::per_cpu) a->cpu_sets = make_cpu_sets();
+  arenas::add_explicit(a);   // decay sweeps and fork locks see it from now on
   return a;
 }
 
@@ -80,6 +104,7 @@ void reset(arena_core* a) noexcept {
 }
 
 void destroy(arena_core* a) noexcept {
+  arenas::remove_explicit(a);   // first: no decay sweep may visit it while it goes
   reset(a);
   a->pages.release_all();
   if (a->cpu_sets) retire_cpu_sets(a->cpu_sets);

@@ -8,12 +8,15 @@
 
 #include <pcmalloc/pcmalloc.h>
 
+#include "support.hpp"
+
 int main(int argc, char** argv) {
   // Prints what the allocator chose at start-up, one value a line.
   if (argc == 2 && std::strcmp(argv[1], "--child=report-config") == 0) {
     std::printf("%s\n%u\n", pcm_cache_mode(), pcm_arena_count());
     return 0;
   }
+  if (argc == 2 && std::strcmp(argv[1], "--child=purge-order") == 0) return api_test::purge_order_child();
   doctest::Context context(argc, argv);
   return context.run();
 }

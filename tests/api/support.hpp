@@ -75,4 +75,7 @@ struct spawn_result {
 // process's environment minus PCMALLOC_CONF and GLIBC_TUNABLES, plus `extra_env`.
 spawn_result spawn_self(const char* mode, const std::vector<std::string>& extra_env);
 
+// The --child=purge-order mode (reuse_test.cpp).
+int purge_order_child();
+
 }  // namespace api_test
