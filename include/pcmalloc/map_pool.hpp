@@ -348,6 +348,8 @@ class map_pool {
 
   // Build n idle maps now, so that the first acquires hit. A dispose() from
   // another thread meanwhile wins: the maps not yet parked are dropped.
+  // If building a map throws, the maps already parked stay, the pool is ready
+  // and the exception goes on.
   void prewarm(std::size_t n) {
     pool_state expected = pool_state::initialised;
     if (!state_.compare_exchange_strong(expected, pool_state::warming)) {
@@ -355,7 +357,14 @@ class map_pool {
     }
     for (std::size_t i = 0; i < n; ++i) {
       shard& sh = shards_[i % shard_count_];
-      entry* e = create();
+      entry* e;
+      try {
+        e = create();
+      } catch (...) {
+        expected = pool_state::warming;
+        state_.compare_exchange_strong(expected, pool_state::ready);
+        throw;
+      }
       sh.lock.lock();
       bool keep = state_.load(std::memory_order_acquire) == pool_state::warming && sh.count < per_shard_idle_;
       if (keep) park(sh, e);
@@ -369,11 +378,14 @@ class map_pool {
     state_.compare_exchange_strong(expected, pool_state::ready);
   }
 
+  // Throws what building a new map throws (std::bad_alloc...); the pool's
+  // counters then are as before the call.
   handle acquire() {
     pool_state s = state_.load(std::memory_order_acquire);
     if (s != pool_state::ready) [[unlikely]] {
+      // A failed exchange leaves the state that won in s: disposing wins over us.
       if (s == pool_state::initialised) state_.compare_exchange_strong(s, pool_state::ready);
-      else if (s != pool_state::warming) return fallback();
+      if (s == pool_state::disposing || s == pool_state::terminated) return fallback();
     }
     if (over_budget()) [[unlikely]] return fallback();
     const std::size_t home = pcm_current_cpu() % shard_count_;
@@ -394,8 +406,15 @@ class map_pool {
       other.lock.unlock();
     }
     if (!e) {
+      try {
+        e = create();
+      } catch (...) {   // not an acquire after all
+        own.lock.lock();
+        --own.acquires;
+        own.lock.unlock();
+        throw;
+      }
       misses_.fetch_add(1, std::memory_order_relaxed);
-      e = create();
     } else if (debug_) [[unlikely]] {
       e->resource.debug_unpark();
       if (!e->map.empty())
@@ -408,8 +427,9 @@ class map_pool {
   // Stop pooling: idle maps are freed now, acquired ones when they come back.
   void dispose() noexcept {
     pool_state s = state_.load();
-    if (s == pool_state::disposing || s == pool_state::terminated) return;
-    state_.store(pool_state::disposing);
+    do {   // one caller moves the pool to disposing; a later one never moves it back
+      if (s == pool_state::disposing || s == pool_state::terminated) return;
+    } while (!state_.compare_exchange_weak(s, pool_state::disposing));
     for (std::size_t i = 0; i < shard_count_; ++i) {
       shard& sh = shards_[i];
       sh.lock.lock();
@@ -424,20 +444,23 @@ class map_pool {
 
   pool_state state() const noexcept { return state_.load(std::memory_order_acquire); }
 
+  // One consistent cut: every shard is held at once (acquire and release hold
+  // one at a time), so a map counted as released is counted as acquired, and a
+  // miss is counted after its acquire: outstanding and hit_rate() never wrap.
   map_pool_statistics statistics() const noexcept {
     map_pool_statistics s;
+    for (std::size_t i = 0; i < shard_count_; ++i) shards_[i].lock.lock();
     for (std::size_t i = 0; i < shard_count_; ++i) {
-      shard& sh = shards_[i];
-      sh.lock.lock();
+      const shard& sh = shards_[i];
       s.acquires += sh.acquires;
       s.hits += sh.hits;
       s.releases += sh.releases;
       s.drops += sh.drops;
       s.idle += sh.count;
-      sh.lock.unlock();
     }
     s.misses = misses_.load();
     s.fallbacks = fallbacks_.load();
+    for (std::size_t i = shard_count_; i-- > 0;) shards_[i].lock.unlock();
     s.acquires += s.fallbacks;
     // Fallback maps are not pooled: their release is not counted.
     s.outstanding = std::size_t(s.acquires - s.fallbacks - s.releases);
@@ -520,8 +543,9 @@ class map_pool {
   }
 
   handle fallback() {
+    auto map = std::make_unique<Map>();   // counted once it exists
     fallbacks_.fetch_add(1, std::memory_order_relaxed);
-    return handle(this, std::make_unique<Map>());
+    return handle(this, std::move(map));
   }
 
   // The budget is checked against what maps held when last returned (cheap;

@@ -236,6 +236,26 @@ TEST_CASE("map_pool: other paths through the lifecycle") {
   }
 }
 
+TEST_CASE("map_pool: a map that cannot be built: prewarm() and acquire() throw, and the counters stay true") {
+  // Building a pooled map throws here (a reserve no memory can hold); the pool
+  // must not count an acquire that never happened, nor stay warming.
+  pcm::map_pool_options options;
+  options.reserve = std::size_t(1) << 60;
+  {
+    pcm::map_pool<number_map> pool(options);
+    CHECK_THROWS(pool.prewarm(2));
+    CHECK(pool.state() == pcm::pool_state::ready);
+    CHECK_THROWS((void)pool.acquire());
+    pcm::map_pool_statistics s = pool.statistics();
+    CHECK(s.acquires == 0);
+    CHECK(s.misses == 0);
+    CHECK(s.outstanding == 0);
+    CHECK(counters_add_up(s));
+    pool.dispose();
+    CHECK(pool.state() == pcm::pool_state::terminated);
+  }   // the destructor aborts if it believes a map is still out
+}
+
 TEST_CASE("map_pool: dispose() on another thread during prewarm() wins") {
   // The pool is disposed while prewarm() is building its third map: whatever
   // prewarm does afterwards, the pool must stay disposed.
