@@ -19,8 +19,9 @@ struct cache_block { cache_block* next; };
 mutex blocks_lock;
 cache_block* spare_blocks = nullptr;
 
+// One set per possible CPU id (rseq indexes them by id, up to max_cpus).
 cache_set* make_cpu_sets() {
-  unsigned cpus = os::cpu_count();
+  unsigned cpus = os::cpu_id_limit();
   std::size_t slots = detail::slots_per_cache_set();
   std::size_t bytes = std::size_t(cpus) * (sizeof(cache_set) + slots * sizeof(void*));
   void* memory = nullptr;
@@ -98,7 +99,7 @@ arena_core* create(void* memory, std::size_t bytes) noexcept {
 
 void reset(arena_core* a) noexcept {
   if (a->cpu_sets)
-    for (unsigned cpu = 0, n = os::cpu_count(); cpu < n; ++cpu)
+    for (unsigned cpu = 0, n = os::cpu_id_limit(); cpu < n; ++cpu)
       for (unsigned cls = first_class; cls < cache_bins; ++cls) a->cpu_sets[cpu].bins[cls].count = 0;
   a->reset();
 }
@@ -157,7 +158,7 @@ counters read(arena_core& a) noexcept {
     c.objects_out_of_slabs += b.stats.objects_out - b.stats.objects_back;
   }
   if (a.cpu_sets)
-    for (unsigned cpu = 0, n = os::cpu_count(); cpu < n; ++cpu)
+    for (unsigned cpu = 0, n = os::cpu_id_limit(); cpu < n; ++cpu)
       for (unsigned cls = first_class; cls < cache_bins; ++cls)
         c.cached_objects += __atomic_load_n(&a.cpu_sets[cpu].bins[cls].count, __ATOMIC_RELAXED);
   lock_guard guard(a.page_lock);

@@ -50,7 +50,13 @@ void unmap_file(const void* p, std::size_t size) noexcept;
 long run_capture(const char* const argv[], const char* const envp[], char* out, std::size_t size) noexcept;
 
 std::size_t kernel_page_size() noexcept;
-unsigned cpu_count() noexcept;            // CPUs configured (ids are below this)
+unsigned cpu_count() noexcept;            // CPUs configured (sizes the arena table)
+// Every CPU id is below this: sysfs's possible range, or max_cpu_ids when it
+// cannot be read (then cpu_count() counts the affinity mask, whose ids may be
+// higher, e.g. a process started on CPU 1 only). What arrays indexed by CPU id
+// are sized by.
+inline constexpr unsigned max_cpu_ids = 1024;
+unsigned cpu_id_limit() noexcept;
 unsigned current_cpu() noexcept;          // getcpu(); 0 when unknown
 std::uint64_t now_ms() noexcept;          // coarse monotonic clock
 std::uint64_t resident_bytes() noexcept;  // this process's RSS from /proc/self/statm

@@ -185,6 +185,24 @@ unsigned read_cpu_count() noexcept;
 
 // Parsed from sysfs with raw reads: glibc's get_nprocs_conf() opens a directory
 // stream, which calls malloc, which may be us, still initialising.
+// The highest possible CPU id + 1 from sysfs, or 0 when it cannot be read.
+static unsigned read_possible_cpus() noexcept {
+  int fd = open("/sys/devices/system/cpu/possible", O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return 0;
+  char buffer[256];
+  ssize_t n = read(fd, buffer, sizeof buffer - 1);
+  close(fd);
+  if (n <= 0) return 0;
+  buffer[n] = 0;
+  unsigned highest = 0, value = 0;
+  for (const char* s = buffer; *s; ++s) {   // "0-15" or "0,2-5": the last number is the highest id
+    if (*s >= '0' && *s <= '9') value = value * 10 + unsigned(*s - '0');
+    else { highest = value > highest ? value : highest; value = 0; }
+  }
+  highest = value > highest ? value : highest;
+  return highest + 1;
+}
+
 unsigned cpu_count() noexcept {
   static std::atomic<unsigned> cached{0};
   if (unsigned n = cached.load(std::memory_order_relaxed)) return n;
@@ -194,25 +212,19 @@ unsigned cpu_count() noexcept {
 }
 
 unsigned read_cpu_count() noexcept {
-  int fd = open("/sys/devices/system/cpu/possible", O_RDONLY | O_CLOEXEC);
-  if (fd >= 0) {
-    char buffer[256];
-    ssize_t n = read(fd, buffer, sizeof buffer - 1);
-    close(fd);
-    if (n > 0) {
-      buffer[n] = 0;
-      unsigned highest = 0, value = 0;
-      for (const char* s = buffer; *s; ++s) {   // "0-15" or "0,2-5": the last number is the highest id
-        if (*s >= '0' && *s <= '9') value = value * 10 + unsigned(*s - '0');
-        else { highest = value > highest ? value : highest; value = 0; }
-      }
-      highest = value > highest ? value : highest;
-      return highest + 1;
-    }
-  }
+  if (unsigned possible = read_possible_cpus()) return possible;
   cpu_set_t set;
   if (sched_getaffinity(0, sizeof set, &set) == 0) return unsigned(CPU_COUNT(&set));
   return 1;
+}
+
+unsigned cpu_id_limit() noexcept {
+  static std::atomic<unsigned> cached{0};
+  if (unsigned n = cached.load(std::memory_order_relaxed)) return n;
+  unsigned n = read_possible_cpus();
+  n = n && n < max_cpu_ids ? n : max_cpu_ids;
+  cached.store(n, std::memory_order_relaxed);
+  return n;
 }
 
 unsigned current_cpu() noexcept {

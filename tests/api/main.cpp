@@ -17,6 +17,8 @@ int main(int argc, char** argv) {
     return 0;
   }
   if (argc == 2 && std::strcmp(argv[1], "--child=purge-order") == 0) return api_test::purge_order_child();
+  if (argc == 2 && std::strcmp(argv[1], "--child=explicit-arena-two-cpus") == 0)
+    return api_test::explicit_arena_two_cpus_child();
   doctest::Context context(argc, argv);
   return context.run();
 }

@@ -77,5 +77,7 @@ spawn_result spawn_self(const char* mode, const std::vector<std::string>& extra_
 
 // The --child=purge-order mode (reuse_test.cpp).
 int purge_order_child();
+// The --child=explicit-arena-two-cpus mode (threads_test.cpp; hidden_cpus.sh).
+int explicit_arena_two_cpus_child();
 
 }  // namespace api_test

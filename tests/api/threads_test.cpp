@@ -4,13 +4,20 @@
 #include <atomic>
 #include <condition_variable>
 #include <csignal>
+#include <cstring>
+#include <cstdlib>
+#include <cstdio>
 #include <deque>
 #include <mutex>
 #include <pthread.h>
+#include <sched.h>
 #include <random>
 #include <thread>
+#include <vector>
 
 #include <doctest/doctest.h>
+
+#include <pcmalloc/arena.hpp>
 
 #include "support.hpp"
 
@@ -249,4 +256,33 @@ TEST_CASE("fork while other threads hammer the allocator") {
   }
   stop = true;
   for (auto& t : hammers) t.join();
+}
+
+// hidden_cpus.sh starts this on CPU 1 with the possible CPU ids unreadable:
+// two threads, pinned to CPUs 0 and 1, churn one explicit arena (its per-CPU
+// caches are indexed by CPU id). Exits 0 when it survives.
+int api_test::explicit_arena_two_cpus_child() {
+  pcm::arena a;
+  auto work = [&a](int cpu) {
+    cpu_set_t one;
+    CPU_ZERO(&one);
+    CPU_SET(cpu, &one);
+    sched_setaffinity(0, sizeof one, &one);
+    std::vector<void*> blocks;
+    for (int round = 0; round < 200; ++round) {
+      for (int i = 0; i < 2000; ++i) {
+        void* p = a.allocate(16 + std::size_t(i % 64) * 16);
+        if (!p) std::abort();
+        std::memset(p, cpu, 16);
+        blocks.push_back(p);
+      }
+      for (void* p : blocks) a.deallocate(p);
+      blocks.clear();
+    }
+  };
+  std::thread first(work, 0), second(work, 1);
+  first.join();
+  second.join();
+  std::printf("cpu_count %u, survived\n", pcm_cpu_count());
+  return 0;
 }
