@@ -75,6 +75,8 @@ void bin_drain_and_push(cache_bin& bin, void* object, Source& source) noexcept {
   unsigned n = batch_for(bin);
   if (n > bin.count) n = bin.count;
   // Drain the oldest objects (bottom of the stack): the newest are the warmest.
+  // (The per-CPU caches drain from the top instead, heap.cpp cpu_give_back: a
+  // restartable sequence can take the top in one commit, not the bottom.)
   source.drain(bin.slots, n);
   if (bin.count > n) std::memmove(bin.slots, bin.slots + n, (bin.count - n) * sizeof(void*));   // slots may be null
   bin.count -= n;

@@ -175,8 +175,14 @@ class recycling_map {
   using node_allocator_type = typename std::allocator_traits<allocator_type>::template rebind_alloc<kept_node>;
   static node_allocator_type node_allocator(const allocator_type& a) { return node_allocator_type(a); }
 
-  void keep(node_type node) {
-    if (kept_.size() < max_kept) kept_.push_back({std::move(node)});
+  // No room to keep it (the vector cannot grow): the node is freed instead, so
+  // erase() never fails after the element is gone.
+  void keep(node_type node) noexcept {
+    if (kept_.size() >= max_kept) return;
+    try {
+      kept_.push_back({std::move(node)});
+    } catch (...) {
+    }
   }
   // target = source, where target is a string and source text that fits its
   // capacity: clear and append, which neither allocates nor takes assign()'s
