@@ -416,6 +416,7 @@ void decay_tick(bool force) noexcept {
   // Transfer stacks first, all of them: a stack sends objects home to any
   // arena, and a slab it empties must find its arena not yet purged.
   for (unsigned i = 0; i < arena_count; ++i) arena_table[i].flush_transfers(!force);
+  now = os::now_ms();   // the flush stamped the pages it freed: an older `now` would read as decay long past
   auto purge_one = [now, force](arena_core& a) {
     if (force) a.page_lock.lock();
     else if (!a.page_lock.try_lock()) return;

@@ -2,6 +2,8 @@
 
 #include <bit>
 
+#include "page_map.hpp"
+
 namespace pcm {
 namespace {
 
@@ -100,7 +102,9 @@ bool page_runs::allocate(std::uint32_t pages, std::uint32_t align_pages, page_ru
     if (!can_grow) return false;
     found = add_chunk();
     if (!found) return false;
-    first = 0;
+    // Chunks are mapped 2 MiB-aligned: a larger alignment needs the search
+    // (the empty chunk stays for later requests if even that fails).
+    if (!find(*found, pages, align_pages, &first)) return false;
   }
   out->home = found;
   out->first = first;
@@ -171,6 +175,17 @@ namespace pcm {
 bool page_runs::add_region(void* memory, std::size_t bytes) noexcept {
   auto start = (reinterpret_cast<std::uintptr_t>(memory) + os::page_size - 1) & ~(os::page_size - 1);
   auto end = (reinterpret_cast<std::uintptr_t>(memory) + bytes) & ~(os::page_size - 1);
+  // The region may be a block pcmalloc handed out (a std::vector's buffer, with
+  // the override on). The page map names a large or huge block by its first
+  // page only: that page stays out of the region, or the arena's own entries
+  // would replace the block's and its free() would no longer find it. A named
+  // page further in means the region crosses blocks of ours, or lies in a
+  // small slab (every page named): refused.
+  const std::uintptr_t asked = start;
+  while (start < end && page_map::lookup(reinterpret_cast<void*>(start)).bits) start += os::page_size;
+  if (start != asked && start >= end) return false;
+  for (std::uintptr_t page = start; page < end; page += os::page_size)
+    if (page_map::lookup(reinterpret_cast<void*>(page)).bits) return false;
   for (std::uintptr_t base = start; base < end; base += chunk_bytes) {
     chunk* c = chunk_pool_.acquire();
     if (!c) return false;

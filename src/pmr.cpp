@@ -111,31 +111,37 @@ void* local_resource::do_allocate(std::size_t bytes, std::size_t alignment) {
     // Word-granular classes: a 24-byte hash node takes 24 bytes, not 32.
     unsigned cls = fine_class(bytes);
     std::size_t size = fine_size(cls);
-    stats_.allocations++;
-    stats_.bytes_live += size;
+    void* p;
     if (free_node* n = fine_[cls]) {
       fine_[cls] = n->next;
       stats_.reused++;
-      return n;
+      p = n;
+    } else {
+      p = carve(size, 8);   // may throw (upstream): nothing counted then
     }
-    return carve(size, 8);
+    stats_.allocations++;
+    stats_.bytes_live += size;
+    return p;
   }
   if (bytes <= largest_local && alignment <= cache_line) [[likely]] {
     unsigned cls = alignment <= 16 ? size_to_class(bytes) : aligned_small_class(bytes, alignment);
-    stats_.allocations++;
-    stats_.bytes_live += class_to_size(cls);
+    std::size_t size = class_to_size(cls);
+    void* p;
     if (free_node* n = free_[cls]) {
       free_[cls] = n->next;
       stats_.reused++;
-      return n;
+      p = n;
+    } else {
+      // Objects are carved at their class size; alignment is the request's (or
+      // the largest power of two dividing the class, up to a cache line), so an
+      // aligned request is honoured and freed objects fit every later request of
+      // the same class.
+      std::size_t natural = size & (~size + 1);
+      p = carve(size, natural > cache_line ? cache_line : (natural < alignment ? alignment : natural));
     }
-    // Objects are carved at their class size; alignment is the request's (or
-    // the largest power of two dividing the class, up to a cache line), so an
-    // aligned request is honoured and freed objects fit every later request of
-    // the same class.
-    std::size_t size = class_to_size(cls);
-    std::size_t natural = size & (~size + 1);
-    return carve(size, natural > cache_line ? cache_line : (natural < alignment ? alignment : natural));
+    stats_.allocations++;
+    stats_.bytes_live += size;
+    return p;
   }
   std::size_t header = align_up(sizeof(large), alignment < 16 ? 16 : alignment);
   std::size_t total;

@@ -453,3 +453,56 @@ TEST_CASE("pcm::arena: fork while another thread works in an explicit arena; the
   worker.join();
   CHECK(failed == 0);
 }
+
+TEST_CASE("pcm::arena: over a buffer pcmalloc handed out (1, 3 and 8 MiB), the buffer is still freed as a block") {
+  // A std::vector's buffer is a large or huge pcmalloc block, which the page map
+  // names by its first page only: the arena must leave that page alone, or
+  // the vector's free() no longer finds its block (it aborted) and the arena
+  // could hand out memory the vector still holds.
+  for (std::size_t bytes : {1 * MiB, 3 * MiB, 8 * MiB}) {
+    CAPTURE(bytes);
+    auto* buffer = new std::vector<std::byte>(bytes);
+    {
+      pcm::arena a(buffer->data(), bytes);
+      std::vector<void*> blocks;
+      for (int i = 0; i < 1000; ++i) {
+        void* p = a.allocate(16 + std::size_t(i % 50) * 16);
+        if (!p) break;
+        CHECK((p >= static_cast<void*>(buffer->data()) && p < static_cast<void*>(buffer->data() + bytes)));
+        std::memset(p, 0x5A, 16);
+        blocks.push_back(p);
+      }
+      CHECK(blocks.size() >= 100);
+      CHECK(pcm_owns(buffer->data()) == 1);   // still the vector's block while the arena lives
+      for (void* p : blocks) a.deallocate(p);
+    }
+    CHECK(pcm_owns(buffer->data()) == 1);
+    delete buffer;   // aborted here when the arena had replaced the block's page-map entry
+  }
+}
+
+TEST_CASE("pcm::arena: refuses a region inside a small block (every page of it named by the page map)") {
+  void* small = std::malloc(16 * KiB);
+  CHECK_THROWS_AS(pcm::arena(small, 16 * KiB), std::bad_alloc);
+  std::free(small);
+}
+
+TEST_CASE("pcm::arena: alignments up to a whole chunk (4 MiB) hold on fresh chunks") {
+  std::vector<void*> spacers;
+  for (int i = 0; i < 8; ++i) {
+    // A 2 MiB reservation between arenas shifts where the next chunk lands:
+    // chunks are 2 MiB-aligned, so about half are not 4 MiB-aligned.
+    if (i & 1) spacers.push_back(mmap(nullptr, 2 * MiB, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0));
+    pcm::arena a;
+    void* p = a.allocate(0, 4 * MiB);
+    REQUIRE(p);
+    CHECK(is_aligned(p, 4 * MiB));
+    a.deallocate(p);
+    void* q = a.allocate(100, 2 * MiB);
+    REQUIRE(q);
+    CHECK(is_aligned(q, 2 * MiB));
+    a.deallocate(q);
+  }
+  for (void* spacer : spacers)
+    if (spacer != MAP_FAILED) munmap(spacer, 2 * MiB);
+}

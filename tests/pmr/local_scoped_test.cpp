@@ -61,6 +61,41 @@ TEST_CASE("local_resource: release() gives every block back upstream") {
   CHECK(s.bytes_held > 0);
 }
 
+TEST_CASE("local_resource: an upstream that throws leaves the statistics as they were") {
+  // Counters moved before the block was carved once: every failed allocation
+  // still added to bytes_live (map_pool sizes new maps and measures
+  // fragmentation from it).
+  struct failing : std::pmr::memory_resource {
+    bool fail = false;
+    void* do_allocate(std::size_t n, std::size_t a) override {
+      if (fail) throw std::bad_alloc();
+      return std::pmr::new_delete_resource()->allocate(n, a);
+    }
+    void do_deallocate(void* p, std::size_t n, std::size_t a) override {
+      std::pmr::new_delete_resource()->deallocate(p, n, a);
+    }
+    bool do_is_equal(const memory_resource& o) const noexcept override { return this == &o; }
+  } upstream;
+  pcm::pmr::local_resource r(&upstream, 256);
+  r.deallocate(r.allocate(24, 8), 24, 8);
+  upstream.fail = true;
+  std::size_t handed_out = 0, thrown = 0;
+  std::vector<void*> live;
+  for (int i = 0; i < 100; ++i) {
+    try {
+      live.push_back(r.allocate(i % 2 ? 64 : 24, i % 2 ? 16 : 8));   // both paths: word-granular and class
+      ++handed_out;
+    } catch (const std::bad_alloc&) {
+      ++thrown;
+    }
+  }
+  CHECK(thrown > 0);
+  const pcm::pmr::local_statistics& s = r.statistics();
+  CHECK(s.allocations == 1 + handed_out);
+  CHECK(s.bytes_live <= handed_out * 64);   // class-rounded sizes of what was handed out, nothing more
+  upstream.fail = false;
+}
+
 TEST_CASE("local_resource: requests above 1 KiB go upstream and are freed on release") {
   recording_resource upstream;
   {

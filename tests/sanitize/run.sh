@@ -67,7 +67,7 @@ export TSAN_OPTIONS=halt_on_error=1:exitcode=66:second_deadlock_stack=1
 # Cases left out (doctest filters: comma-separated wildcards). They call
 # std::malloc/std::free on pcmalloc's blocks or count malloc calls, which need
 # the override; or (reset frees everything) bound RSS, which shadow memory inflates.
-pmr_left_out='*free() of an arena block*,*deallocating another arena*,*four threads allocate and free*,*reset frees everything*'
+pmr_left_out='*free() of an arena block*,*deallocating another arena*,*four threads allocate and free*,*reset frees everything*,*buffer pcmalloc handed out*,*inside a small block*'
 stats_left_out='requests*,live and slab bytes*,large and huge blocks*'
 
 programs=0 failed=0 cases=0
