@@ -79,12 +79,30 @@ unsigned char expected_left(const block_record& r, const unsigned char* b) {
   return bytes[b - slot];
 }
 
+// The core block that contains `address`, or nullptr. pcm::block_start knows
+// any byte of a small block but only the first page of a large or huge one;
+// deeper in (an aligned block's user pointer lies a whole alignment past its
+// start; an interior pointer) the pages before are tried, as far back as a
+// large block reaches.
+constexpr std::uintptr_t max_pages_back = (std::uintptr_t(2) << 20) / 4096;
+void* core_block_containing(std::uintptr_t address) {
+  if (void* raw = pcm::block_start(reinterpret_cast<void*>(address))) return raw;
+  const std::uintptr_t page = address & ~std::uintptr_t(os::page_size - 1);
+  for (std::uintptr_t back = 1; back <= max_pages_back && page >= back * os::page_size; ++back) {
+    void* raw = pcm::block_start(reinterpret_cast<void*>(page - back * os::page_size));
+    if (!raw) continue;
+    auto start = reinterpret_cast<std::uintptr_t>(raw);
+    return address < start + pcm::usable_size(raw) ? raw : nullptr;
+  }
+  return nullptr;
+}
+
 // The record of the plain block whose user pointer is `user`, through the
 // slot; nullptr when p is no core block's user pointer or the slot does not
 // name a record that names p back (an invalid pointer, or a smashed slot).
 // Reads only inside the core block that contains p.
 block_record* record_of(std::uintptr_t user) {
-  void* raw = pcm::block_start(reinterpret_cast<void*>(user));
+  void* raw = core_block_containing(user);
   if (!raw || user - reinterpret_cast<std::uintptr_t>(raw) < slot_offset) return nullptr;
   std::uintptr_t candidate;
   std::memcpy(&candidate, record_slot(user), sizeof candidate);
@@ -194,6 +212,7 @@ struct alignas(64) quarantine_shard {
   quarantine_entry& at(std::size_t counter) { return ring[counter & (ring_entries - 1)]; }
 };
 quarantine_shard quarantine[quarantine_shards];
+std::atomic<bool> exiting{false};   // check_at_exit started: nothing leaves quarantine any more
 
 std::size_t quarantine_cost(const block_record& r) { return r.raw_bytes; }
 
@@ -253,7 +272,8 @@ void quarantine_push(block_record* r) {
         q.bytes += cost;
         r = nullptr;
       }
-      while (q.head != q.tail && count < batch && (q.bytes > limit || r)) {
+      while (q.head != q.tail && count < batch && (q.bytes > limit || r) &&
+             !exiting.load(std::memory_order_acquire)) {
         quarantine_entry& old = q.at(q.head++);
         q.bytes -= old.cost;
         evicted[count++] = old.record;
@@ -268,8 +288,9 @@ void quarantine_push(block_record* r) {
           if (soon.size > checked_head + 64) __builtin_prefetch(user + soon.size - checked_tail);
         }
       }
-      again = q.bytes > limit && q.head != q.tail;
+      again = q.bytes > limit && q.head != q.tail && !exiting.load(std::memory_order_acquire);
       if (r && !q.ring) { evicted[count++] = r; r = nullptr; }   // no ring at all: release at once
+      if (r && exiting.load(std::memory_order_acquire)) r = nullptr;   // ring full at exit: kept, never released
     }
     for (unsigned i = 0; i < count; ++i) {
       verify_freed(*evicted[i], "the block was written after it was freed (found when it left quarantine)", false);
@@ -297,7 +318,10 @@ void report_unknown_pointer(const void* p, const char* operation, error_kind kin
   auto stack_top = reinterpret_cast<std::uintptr_t>(__libc_stack_end);
   auto stack_here = reinterpret_cast<std::uintptr_t>(&dummy);
   std::uintptr_t map_begin = 0, map_end = 0;
-  bool on_this_stack = (address >= stack_here && address < stack_top) ||
+  // __libc_stack_end is the main thread's: below it lies this stack only when
+  // this is the main thread (its stack pointer close below that end).
+  const bool main_thread = stack_here < stack_top && stack_top - stack_here < (std::uintptr_t(1) << 26);
+  bool on_this_stack = (main_thread && address >= stack_here && address < stack_top) ||
                        (mapping_of(address, &map_begin, &map_end) && stack_here >= map_begin && stack_here < map_end);
   if (on_this_stack)
     std::snprintf(what, sizeof what, "%s of a pointer to the stack", operation);
@@ -311,14 +335,6 @@ void report_unknown_pointer(const void* p, const char* operation, error_kind kin
   report({kind, what, address, nullptr});
 }
 
-const char* dealloc_name(alloc_kind k) {
-  switch (k) {
-    case alloc_kind::malloc_family: return "free";
-    case alloc_kind::new_scalar: return "operator delete";
-    case alloc_kind::new_array: return "operator delete[]";
-  }
-  return "free";
-}
 const char* alloc_name(alloc_kind k) {
   switch (k) {
     case alloc_kind::malloc_family: return "malloc";
@@ -399,12 +415,13 @@ block_record* block_at(std::uintptr_t value) {
   // Most words are not pointers into the core's blocks: the page map says so
   // without a lock. Guard mappings are not the core's; only guard mode looks
   // them up by address.
-  void* raw = pcm::block_start(reinterpret_cast<void*>(value));
+  void* raw = core_block_containing(value);
   if (!raw) return config.guard ? registry::find(value) : nullptr;
   if (block_record* r = record_of(value)) return r;   // the usual case: a pointer to the start
-  // Interior pointer into a plain block: its user bytes start at raw + left redzone.
+  // Interior pointer into a plain block: its user bytes start at raw + left
+  // redzone, which is the block's alignment (16 B up to a large block's reach).
   auto start = reinterpret_cast<std::uintptr_t>(raw);
-  for (std::size_t left = redzone; left <= os::page_size && start + left <= value; left *= 2) {
+  for (std::size_t left = redzone; left <= (std::size_t(2) << 20) && start + left <= value; left *= 2) {
     block_record* r = record_of(start + left);
     if (r && r->raw == raw) return value >= r->user && value < r->user + r->size ? r : nullptr;
   }
@@ -417,7 +434,7 @@ void scan_range(std::uintptr_t begin, std::uintptr_t end, work_list& work) {
     std::uintptr_t value;
     std::memcpy(&value, reinterpret_cast<void*>(a), sizeof value);
     block_record* r = block_at(value);
-    if (r && !r->reachable && r->state == block_state::live) {
+    if (r && !r->reachable && load_state(r->state) == block_state::live) {
       r->reachable = true;
       work.push(r);
     }
@@ -622,14 +639,15 @@ void report_leaks() {
   scan_anonymous_mappings(excluded, work);
   while (work.count) {
     block_record* r = work.items[--work.count];
-    scan_range(r->user, r->user + r->size, work);
+    std::uintptr_t user = __atomic_load_n(&r->user, __ATOMIC_ACQUIRE);
+    if (user) scan_range(user, user + r->size, work);   // 0: released by a thread still running
   }
   // Group the unreachable blocks by allocation stack.
   std::size_t groups_capacity = 4096, group_count = 0;
   auto* groups = static_cast<leak_group*>(os::map(groups_capacity * sizeof(leak_group)));
   std::size_t total_blocks = 0, total_bytes = 0;
   registry::for_each([&](block_record& r) {
-    if (r.state != block_state::live || r.reachable) { r.reachable = false; return; }
+    if (load_state(r.state) != block_state::live || r.reachable) { r.reachable = false; return; }
     ++total_blocks;
     total_bytes += r.size;
     std::size_t g = 0;
@@ -668,14 +686,17 @@ void at_exit() { check_at_exit(); }
 // fork(): the child must not inherit a registry stripe or quarantine shard
 // locked by a thread that does not exist in it.
 void fork_prepare() {
+  reports_fork_prepare();   // a report takes registry stripes and shards under it: first
   for (quarantine_shard& q : quarantine) q.lock.lock();
   registry::lock_all();
 }
 void fork_parent() {
   registry::unlock_all(false);
   for (quarantine_shard& q : quarantine) q.lock.unlock();
+  reports_fork_parent();
 }
 void fork_child() {
+  reports_fork_child();
   symbolize_after_fork_child();
   registry::unlock_all(true);
   for (quarantine_shard& q : quarantine) q.lock.reset_after_fork();
@@ -736,6 +757,10 @@ void* allocate(std::size_t size, std::size_t alignment, alloc_kind kind, bool ze
   fill_canaries(*r);
   void* user = reinterpret_cast<void*>(r->user);
   if (zero) std::memset(user, 0, size);
+  // A block made while the exit checks run came after the leak scan read its
+  // roots: it counts as reachable rather than as a leak.
+  if (exiting.load(std::memory_order_acquire)) [[unlikely]] r->reachable = true;
+  publish_state(r->state, block_state::live);   // last: the exit checks read only whole records
   return user;
 }
 
@@ -763,7 +788,7 @@ void deallocate(void* p, alloc_kind kind, std::size_t sized, const char* operati
   r->free_stack = save_stack();
   if (kind != r->kind) {
     char what[160];
-    std::snprintf(what, sizeof what, "%s of a block allocated with %s", dealloc_name(kind), alloc_name(r->kind));
+    std::snprintf(what, sizeof what, "%s of a block allocated with %s", operation, alloc_name(r->kind));
     report({error_kind::alloc_dealloc_mismatch, what, r->user, r});
   } else if (sized && sized != r->size) {   // after a kind mismatch (delete of new[]) the size says nothing more
     char what[160];
@@ -802,7 +827,8 @@ void* reallocate(void* p, std::size_t size) noexcept {
   void* q = allocate(size, r->alignment(), alloc_kind::malloc_family, false);
   if (!q) return nullptr;
   std::memcpy(q, p, size < r->size ? size : r->size);
-  deallocate(p, r->kind, 0, "realloc");
+  // As free(): realloc of what operator new made is a mismatch.
+  deallocate(p, alloc_kind::malloc_family, 0, "realloc");
   return q;
 }
 
@@ -822,8 +848,12 @@ bool owns(const void* p) noexcept {
 }
 
 void check_at_exit() noexcept {
+  // Other threads may still run: from now on their frees keep what leaves the
+  // quarantine instead of releasing it, so no record this check reads (nor the
+  // memory of a block) goes away under it.
+  exiting.store(true, std::memory_order_release);
   registry::for_each([](block_record& r) {
-    if (r.state == block_state::live) check_canaries(r);
+    if (load_state(r.state) == block_state::live) check_canaries(r);
   });
   for (quarantine_shard& q : quarantine) {
     lock_guard guard(q.lock);

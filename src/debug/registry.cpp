@@ -122,6 +122,7 @@ block_record* registry::record_at(std::uintptr_t candidate) noexcept {
 bool registry::claim_for_free(block_record* r, std::uintptr_t user, block_state* previous) noexcept {
   lock_guard guard(stripes[r->stripe].lock);
   if (r->user != user) return false;   // erased (and maybe reused) since the caller looked
+  if (r->state == block_state::initialising) return false;   // reused, not yet handed out: a stale pointer
   *previous = r->state;
   r->state = block_state::quarantined;
   return true;
@@ -132,7 +133,7 @@ block_record* registry::find_for_free(std::uintptr_t user, block_state* previous
   std::size_t b = bucket_of(user);
   lock_guard guard(stripe_of(b).lock);
   for (block_record* r = t[b]; r; r = r->next) {
-    if (r->user != user) continue;
+    if (r->user != user || r->state == block_state::initialising) continue;
     *previous = r->state;
     r->state = block_state::quarantined;
     return r;

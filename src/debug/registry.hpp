@@ -16,7 +16,16 @@ namespace pcm::debug {
 
 // How a block was obtained; freeing it another way is a mismatch.
 enum class alloc_kind : std::uint8_t { malloc_family, new_scalar, new_array };
-enum class block_state : std::uint8_t { live, quarantined };
+// initialising: in the registry, not yet handed out (its fields and canaries
+// are being written; allocate() publishes `live` last, with release order, so
+// a thread checking at exit never reads a half-made record).
+enum class block_state : std::uint8_t { initialising, live, quarantined };
+inline block_state load_state(const block_state& s) noexcept {
+  return block_state(__atomic_load_n(reinterpret_cast<const std::uint8_t*>(&s), __ATOMIC_ACQUIRE));
+}
+inline void publish_state(block_state& s, block_state value) noexcept {
+  __atomic_store_n(reinterpret_cast<std::uint8_t*>(&s), std::uint8_t(value), __ATOMIC_RELEASE);
+}
 
 // One cache line: a free touches its record when the record is cold.
 struct alignas(64) block_record {
@@ -30,7 +39,7 @@ struct alignas(64) block_record {
   std::int32_t free_thread = 0;
   block_record* next = nullptr;   // bucket chain, or the free list
   alloc_kind kind = alloc_kind::malloc_family;
-  block_state state = block_state::live;
+  block_state state = block_state::initialising;
   bool guarded = false;           // on its own pages between guard pages
   bool reachable = false;         // leak scan mark
   bool hashed = false;            // in the bucket table (guarded blocks)

@@ -3,6 +3,7 @@
 #include <atomic>
 #include <cstring>
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <link.h>
 #include <unistd.h>
 
@@ -26,14 +27,29 @@ __thread std::int32_t cached_thread_id __attribute__((tls_model("initial-exec"))
 constexpr unsigned max_depth = 64;
 
 // Duplicated at start-up: programs may close stderr before the exit checks run.
+// They may also close every descriptor above 2 (daemons do) and open files of
+// their own, which can take our number: before each report the descriptor must
+// still be the file it was (device and inode), else the report goes to fd 2.
+dev_t report_dev = 0;
+ino_t report_ino = 0;
 int output_fd() {
-  if (report_fd >= 0) return report_fd;
-  report_fd = fcntl(STDERR_FILENO, F_DUPFD_CLOEXEC, 3);
-  if (report_fd < 0) report_fd = STDERR_FILENO;
-  if (config.report_file[0]) {
-    int fd = ::open(config.report_file, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
-    if (fd >= 0) report_fd = fd;
+  if (report_fd < 0) {
+    report_fd = fcntl(STDERR_FILENO, F_DUPFD_CLOEXEC, 3);
+    if (report_fd < 0) report_fd = STDERR_FILENO;
+    if (config.report_file[0]) {
+      int fd = ::open(config.report_file, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+      if (fd >= 0) report_fd = fd;
+    }
+    struct stat st {};
+    if (fstat(report_fd, &st) == 0) {
+      report_dev = st.st_dev;
+      report_ino = st.st_ino;
+    }
+    return report_fd;
   }
+  struct stat st {};
+  if (report_fd != STDERR_FILENO && (fstat(report_fd, &st) != 0 || st.st_dev != report_dev || st.st_ino != report_ino))
+    report_fd = STDERR_FILENO;   // closed or reused by the program
   return report_fd;
 }
 
@@ -150,6 +166,15 @@ const char* name_of(error_kind kind) noexcept {
 std::int32_t current_thread() noexcept {
   if (!cached_thread_id) cached_thread_id = std::int32_t(os::thread_id());
   return cached_thread_id;
+}
+
+// fork(): a report in progress on another thread must not leave the child
+// with report_lock held; the child's one thread has a new id.
+void reports_fork_prepare() noexcept { report_lock.lock(); }
+void reports_fork_parent() noexcept { report_lock.unlock(); }
+void reports_fork_child() noexcept {
+  report_lock.reset_after_fork();
+  cached_thread_id = 0;
 }
 
 namespace {

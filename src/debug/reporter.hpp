@@ -54,5 +54,9 @@ void report_note(const char* text, std::size_t length) noexcept;
 std::uint32_t save_here() noexcept;
 // At start-up: duplicate the report descriptor, find our own code, warm libunwind.
 void prepare_reports() noexcept;
+// fork handlers (debug_heap.cpp calls them from its own).
+void reports_fork_prepare() noexcept;
+void reports_fork_parent() noexcept;
+void reports_fork_child() noexcept;
 
 }  // namespace pcm::debug

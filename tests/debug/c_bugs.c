@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <malloc.h>
 #include <sys/mman.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -55,6 +56,28 @@ static void* remapper(void* unused) {
   }
   return NULL;
 }
+
+/* Allocates and frees without end, at stack depths that vary: the exit checks
+ * run while it does (records appear half-made, blocks leave quarantine). */
+__attribute__((noinline)) static void churn_at_depth(int depth, unsigned i) {
+  if (depth > 0) { churn_at_depth(depth - 1, i); __asm__ volatile("" ::: "memory"); return; }
+  static __thread void* volatile mine;   /* per thread: a shared sink would free one block twice */
+  size_t n = 16 + (i * 37) % 2000;
+  char* b = malloc(n);
+  memset(b, 1, n);
+  mine = b;
+  free(mine);
+}
+static void* endless_churn(void* unused) {
+  (void)unused;
+  for (unsigned i = 0;; ++i) churn_at_depth((int)(i % 13), i);
+  return NULL;
+}
+
+/* Kept by globals until exit: an aligned block, and a cursor into a buffer
+ * (external linkage: stores to an unread static could be dropped). */
+void* aligned_keep;
+char* cursor_keep;
 
 /* Clean and busy: blocks made on one thread, resized and freed on others. */
 #define SLOTS 256
@@ -146,6 +169,41 @@ int main(int argc, char** argv) {
       break;
     }
     case 16: c_release(p); c_release_again(p); c_release(global_buffer); break; /* two errors */
+    case 18: { /* clean: exit (return from main) while two threads allocate and free */
+      pthread_t t;
+      for (int i = 0; i < 2; ++i) pthread_create(&t, NULL, endless_churn, NULL);
+      usleep(20000);
+      c_release(p);
+      break;
+    }
+    case 19: { /* clean: aligned blocks whose user pointer lies pages into a large block */
+      void* a = NULL;
+      if (posix_memalign(&a, 8192, 100) || malloc_usable_size(a) < 100) return 1;
+      void* b = NULL;
+      if (posix_memalign(&b, 4096, 30000) || malloc_usable_size(b) < 30000) return 1;
+      b = c_grow(b, 60000);
+      free(a); free(b);
+      c_release(p);
+      break;
+    }
+    case 20: /* clean with leaks:true: an aligned block and an interior cursor keep their blocks */
+      if (posix_memalign(&aligned_keep, 4096, 30000)) return 1;
+      cursor_keep = c_make(100000) + 50000;
+      c_release(p);
+      break;
+    case 21: { /* a daemon closes every descriptor above 2 and opens a file of its own
+                  (taking the number the reports were sent to); then a double free:
+                  its report must reach stderr, not the daemon's file */
+      for (int fd = 3; fd < 1024; ++fd) close(fd);
+      char name[] = "/tmp/pcm-debug-closefds-XXXXXX";
+      int out = mkstemp(name);
+      if (out < 0) return 1;
+      unlink(name);
+      c_release(p);
+      c_release_again(p);
+      close(out);
+      break;
+    }
   }
   printf("done %d\n", which);
   return 0;

@@ -15,6 +15,7 @@ __attribute__((noinline)) void delete_scalar(void* p) { delete (int*)p; }
 __attribute__((noinline)) void delete_array(twenty_four* p) { delete[] p; }
 __attribute__((noinline)) void free_block(void* p) { free(p); }
 __attribute__((noinline)) void delete_sized_wrong(twenty_four* p) { ::operator delete(p, sizeof(twenty_four) - 8); }
+__attribute__((noinline)) void* grow_block(void* p, std::size_t n) { return realloc(p, n); }
 int main(int argc, char** argv) {
   int which = atoi(argv[1]);
   char* p = make_block();
@@ -34,6 +35,7 @@ int main(int argc, char** argv) {
     case 12: delete_sized_wrong(new twenty_four); free(p); break;     // sized delete, wrong size
     case 14: underflow_far(p); free(p); break;
     case 15: underflow_far(p); p = (char*)realloc(p, 64); free(p); break;
+    case 16: free(grow_block(new twenty_four, 64)); free(p); break;  // new / realloc
     case 13: {                                                        // clean: every pairing right
       delete new twenty_four;
       delete[] new twenty_four[3];
