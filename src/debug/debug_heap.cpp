@@ -255,27 +255,38 @@ void verify_freed(block_record& r, const char* what, bool whole) {
   if (whole) check_canaries(r);
 }
 
+// quarantine_bytes bounds the whole quarantine: a freed block waits in its
+// CPU's shard, and when the total is over budget the oldest blocks leave, from
+// this CPU's shard first, then from the others (a thread that moved CPUs left
+// its older blocks there). Until 2026-11-27 each shard had an eighth of the
+// budget, so one thread's window was 8 MiB of the documented 64.
+std::atomic<std::size_t> quarantined_bytes{0};
+
 void quarantine_push(block_record* r) {
-  quarantine_shard& q = quarantine[pcm::current_cpu() % quarantine_shards];
-  const std::size_t limit = config.quarantine_bytes / quarantine_shards;
+  const unsigned home = pcm::current_cpu() % quarantine_shards;
+  const std::size_t limit = config.quarantine_bytes;
   constexpr unsigned batch = 16;   // evicted per lock hold; verified and released outside it
-  for (;;) {
+  auto over_budget = [limit] { return quarantined_bytes.load(std::memory_order_relaxed) > limit; };
+  for (unsigned k = 0; k < quarantine_shards;) {
+    quarantine_shard& q = quarantine[(home + k) % quarantine_shards];
     block_record* evicted[batch];
     unsigned count = 0;
-    bool again;
     {
       lock_guard guard(q.lock);
-      if (!q.ring) q.ring = static_cast<quarantine_entry*>(os::reserve_sparse(ring_entries * sizeof(quarantine_entry)));
-      if (r && q.ring && q.tail - q.head < ring_entries) {
-        std::size_t cost = quarantine_cost(*r);
-        q.at(q.tail++) = {r, r->user, cost, r->size};
-        q.bytes += cost;
-        r = nullptr;
+      if (k == 0) {
+        if (!q.ring) q.ring = static_cast<quarantine_entry*>(os::reserve_sparse(ring_entries * sizeof(quarantine_entry)));
+        if (r && q.ring && q.tail - q.head < ring_entries) {
+          std::size_t cost = quarantine_cost(*r);
+          q.at(q.tail++) = {r, r->user, cost, r->size};
+          q.bytes += cost;
+          quarantined_bytes.fetch_add(cost, std::memory_order_relaxed);
+          r = nullptr;
+        }
       }
-      while (q.head != q.tail && count < batch && (q.bytes > limit || r) &&
-             !exiting.load(std::memory_order_acquire)) {
+      while (q.head != q.tail && count < batch && (over_budget() || r) && !exiting.load(std::memory_order_acquire)) {
         quarantine_entry& old = q.at(q.head++);
         q.bytes -= old.cost;
+        quarantined_bytes.fetch_sub(old.cost, std::memory_order_relaxed);
         evicted[count++] = old.record;
         if (q.tail - q.head > prefetch_ahead) {
           quarantine_entry& soon = q.at(q.head + prefetch_ahead);
@@ -288,15 +299,16 @@ void quarantine_push(block_record* r) {
           if (soon.size > checked_head + 64) __builtin_prefetch(user + soon.size - checked_tail);
         }
       }
-      again = q.bytes > limit && q.head != q.tail && !exiting.load(std::memory_order_acquire);
-      if (r && !q.ring) { evicted[count++] = r; r = nullptr; }   // no ring at all: release at once
-      if (r && exiting.load(std::memory_order_acquire)) r = nullptr;   // ring full at exit: kept, never released
+      if (r && k == 0 && !q.ring) { evicted[count++] = r; r = nullptr; }   // no ring at all: release at once
+      if (r && exiting.load(std::memory_order_acquire)) r = nullptr;       // ring full at exit: kept, never released
     }
     for (unsigned i = 0; i < count; ++i) {
       verify_freed(*evicted[i], "the block was written after it was freed (found when it left quarantine)", false);
       release_block(evicted[i]);
     }
-    if (!again && !r) return;
+    if (r || count == batch) continue;   // r still to park (its ring was full), or more to evict here
+    if (!over_budget() || exiting.load(std::memory_order_acquire)) return;
+    ++k;   // this shard is empty: the older blocks wait in another
   }
 }
 
@@ -409,23 +421,62 @@ struct work_list {
   ~work_list() { if (items) os::unmap(items, capacity * sizeof(block_record*)); }
 };
 
+// Live blocks at least a page long, sorted by user pointer, built before the
+// leak scan: a word the page map cannot place (a large block is named by its
+// first page only, and an aligned block's user pointer lies pages into it) is
+// looked up here in O(log n), not by walking the page map back per word.
+struct block_span {
+  std::uintptr_t begin, end;   // the user bytes
+  block_record* record;
+};
+struct span_table {
+  block_span* spans = nullptr;
+  std::size_t count = 0, capacity = 0;
+  bool build() {
+    capacity = registry::live_count() + 64;
+    spans = static_cast<block_span*>(os::map(capacity * sizeof(block_span)));
+    if (!spans) return false;
+    registry::for_each([this](block_record& r) {
+      if (count < capacity && !r.guarded && r.size >= os::page_size && load_state(r.state) == block_state::live)
+        spans[count++] = {r.user, r.user + r.size, &r};
+    });
+    std::sort(spans, spans + count, [](const block_span& a, const block_span& b) { return a.begin < b.begin; });
+    return true;
+  }
+  block_record* find(std::uintptr_t value) const {
+    const block_span* first = spans;
+    const block_span* end = spans + count;
+    const block_span* after = std::upper_bound(first, end, value,
+                                               [](std::uintptr_t v, const block_span& s) { return v < s.begin; });
+    if (after == first) return nullptr;
+    const block_span& s = after[-1];
+    return value < s.end ? s.record : nullptr;
+  }
+  ~span_table() { if (spans) os::unmap(spans, capacity * sizeof(block_span)); }
+};
+const span_table* large_spans = nullptr;   // during report_leaks only
+
 // A pointer to a live block's first byte or into its user bytes (not its redzones).
 block_record* block_at(std::uintptr_t value) {
   if (value < 4096) return nullptr;
   // Most words are not pointers into the core's blocks: the page map says so
   // without a lock. Guard mappings are not the core's; only guard mode looks
   // them up by address.
-  void* raw = core_block_containing(value);
-  if (!raw) return config.guard ? registry::find(value) : nullptr;
+  void* raw = pcm::block_start(reinterpret_cast<void*>(value));
+  if (!raw) {
+    if (block_record* r = large_spans ? large_spans->find(value) : nullptr) return r;
+    return config.guard ? registry::find(value) : nullptr;
+  }
   if (block_record* r = record_of(value)) return r;   // the usual case: a pointer to the start
   // Interior pointer into a plain block: its user bytes start at raw + left
-  // redzone, which is the block's alignment (16 B up to a large block's reach).
+  // redzone, which is the block's alignment (16 B up to a page here; beyond,
+  // the user pointer lies off the first page and the span table has it).
   auto start = reinterpret_cast<std::uintptr_t>(raw);
-  for (std::size_t left = redzone; left <= (std::size_t(2) << 20) && start + left <= value; left *= 2) {
+  for (std::size_t left = redzone; left <= os::page_size && start + left <= value; left *= 2) {
     block_record* r = record_of(start + left);
     if (r && r->raw == raw) return value >= r->user && value < r->user + r->size ? r : nullptr;
   }
-  return nullptr;
+  return large_spans ? large_spans->find(value) : nullptr;
 }
 
 void scan_range(std::uintptr_t begin, std::uintptr_t end, work_list& work) {
@@ -635,6 +686,8 @@ void report_leaks() {
     os::write_error("pcmalloc-debug: no memory for the leak scan; leaks not checked\n", 63);
     return;
   }
+  span_table spans;
+  if (spans.build()) large_spans = &spans;
   dl_iterate_phdr(scan_module, &work);
   scan_anonymous_mappings(excluded, work);
   while (work.count) {
@@ -642,6 +695,7 @@ void report_leaks() {
     std::uintptr_t user = __atomic_load_n(&r->user, __ATOMIC_ACQUIRE);
     if (user) scan_range(user, user + r->size, work);   // 0: released by a thread still running
   }
+  large_spans = nullptr;
   // Group the unreachable blocks by allocation stack.
   std::size_t groups_capacity = 4096, group_count = 0;
   auto* groups = static_cast<leak_group*>(os::map(groups_capacity * sizeof(leak_group)));

@@ -191,6 +191,11 @@ int main(int argc, char** argv) {
       cursor_keep = c_make(100000) + 50000;
       c_release(p);
       break;
+    case 22: /* use after free after 40 MiB of other frees, inside the 64 MiB quarantine */
+      c_release(p);
+      for (int i = 0; i < 40 * 256; ++i) c_release(c_make(4000));
+      c_write(p, 3);
+      break;
     case 21: { /* a daemon closes every descriptor above 2 and opens a file of its own
                   (taking the number the reports were sent to); then a double free:
                   its report must reach stderr, not the daemon's file */
