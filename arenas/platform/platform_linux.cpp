@@ -183,17 +183,25 @@ std::size_t kernel_page_size() noexcept { return static_cast<std::size_t>(syscon
 
 unsigned read_cpu_count() noexcept;
 
-// Parsed from sysfs with raw reads: glibc's get_nprocs_conf() opens a directory
-// stream, which calls malloc, which may be us, still initialising.
+// A small file of the kernel's into buffer, NUL-terminated, with raw reads
+// (no stdio: it may allocate, and this may run inside the first malloc).
+// False when it cannot be read or is empty.
+static bool read_small_file(const char* path, char* buffer, std::size_t size) noexcept {
+  int fd = open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return false;
+  ssize_t n = read(fd, buffer, size - 1);
+  close(fd);
+  if (n <= 0) return false;
+  buffer[n] = 0;
+  return true;
+}
+
+// Parsed from sysfs: glibc's get_nprocs_conf() opens a directory stream,
+// which calls malloc, which may be us, still initialising.
 // The highest possible CPU id + 1 from sysfs, or 0 when it cannot be read.
 static unsigned read_possible_cpus() noexcept {
-  int fd = open("/sys/devices/system/cpu/possible", O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return 0;
   char buffer[256];
-  ssize_t n = read(fd, buffer, sizeof buffer - 1);
-  close(fd);
-  if (n <= 0) return 0;
-  buffer[n] = 0;
+  if (!read_small_file("/sys/devices/system/cpu/possible", buffer, sizeof buffer)) return 0;
   unsigned highest = 0, value = 0;
   for (const char* s = buffer; *s; ++s) {   // "0-15" or "0,2-5": the last number is the highest id
     if (*s >= '0' && *s <= '9') value = value * 10 + unsigned(*s - '0');
@@ -239,13 +247,8 @@ std::uint64_t now_ms() noexcept {
 }
 
 std::uint64_t resident_bytes() noexcept {
-  int fd = open("/proc/self/statm", O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return 0;
   char buffer[128];
-  ssize_t n = read(fd, buffer, sizeof buffer - 1);
-  close(fd);
-  if (n <= 0) return 0;
-  buffer[n] = 0;
+  if (!read_small_file("/proc/self/statm", buffer, sizeof buffer)) return 0;
   const char* s = buffer;
   while (*s && *s != ' ') ++s;  // skip total size, RSS is the second field
   std::uint64_t pages = 0;
