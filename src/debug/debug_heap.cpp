@@ -421,10 +421,11 @@ struct work_list {
   ~work_list() { if (items) os::unmap(items, capacity * sizeof(block_record*)); }
 };
 
-// Live blocks at least a page long, sorted by user pointer, built before the
-// leak scan: a word the page map cannot place (a large block is named by its
-// first page only, and an aligned block's user pointer lies pages into it) is
-// looked up here in O(log n), not by walking the page map back per word.
+// Live blocks at least a page long, and guarded blocks, sorted by user
+// pointer, built before the leak scan: a word the page map cannot place (a
+// large block is named by its first page only, an aligned block's user pointer
+// lies pages into it, a guarded block is not the core's at all) is looked up
+// here in O(log n), not by walking the page map back per word.
 struct block_span {
   std::uintptr_t begin, end;   // the user bytes
   block_record* record;
@@ -437,7 +438,9 @@ struct span_table {
     spans = static_cast<block_span*>(os::map(capacity * sizeof(block_span)));
     if (!spans) return false;
     registry::for_each([this](block_record& r) {
-      if (count < capacity && !r.guarded && r.size >= os::page_size && load_state(r.state) == block_state::live)
+      // Guarded blocks of any size: their mappings are not the core's, so the
+      // page map places none of their bytes.
+      if (count < capacity && (r.guarded || r.size >= os::page_size) && load_state(r.state) == block_state::live)
         spans[count++] = {r.user, r.user + r.size, &r};
     });
     std::sort(spans, spans + count, [](const block_span& a, const block_span& b) { return a.begin < b.begin; });

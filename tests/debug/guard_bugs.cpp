@@ -10,6 +10,7 @@ __attribute__((noinline)) void read_past_end(char* p) { volatile char c = p[96];
 __attribute__((noinline)) void read_after_free(char* p) { volatile char c = p[5]; (void)c; }
 __attribute__((noinline)) void write_before_start(char* p) { ((volatile char*)p)[-1] = 1; }
 __attribute__((noinline)) void write_past_end(char* p) { ((volatile char*)p)[96] = 1; }
+char* cursor_keep;   // a cursor into a guarded block, kept until exit (external: not optimised away)
 int main(int argc, char** argv) {
   int which = atoi(argv[1]);
   char* p = (char*)malloc(96);
@@ -35,6 +36,10 @@ int main(int argc, char** argv) {
       blocks[i][i % 40] = 1;
     }
     for (char* b : blocks) free(b);
+    free(p);
+  }
+  if (which == 6) {   // clean with leaks:true: only a cursor into the middle keeps a guarded block
+    cursor_keep = (char*)malloc(10000) + 5000;
     free(p);
   }
   puts("no fault");
