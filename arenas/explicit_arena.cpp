@@ -3,8 +3,6 @@
 #include <atomic>
 #include <cerrno>
 
-#include <pthread.h>
-
 #include "base.hpp"
 #include "options.hpp"
 #include "report.hpp"
@@ -46,9 +44,9 @@ void retire_cpu_sets(cache_set* sets) {
 
 // fork(): the pool of arena descriptors and the spare cache sets are locked
 // across it like the core's locks (arenas::lock_for_fork takes each listed
-// arena's own). Registered at the first create(), after the core's handlers,
-// so these prepare first: both are leaf locks, never held while another is
-// taken, so taking them before the core's keeps every order.
+// arena's own). Handed to the core at the first create(); they prepare before
+// the core locks: both are leaf locks, never held while another is taken, so
+// taking them first keeps every order.
 void fork_prepare() {
   cores.lock().lock();
   blocks_lock.lock();
@@ -82,7 +80,7 @@ void* allocate_small(arena_core& a, unsigned cls) {
 
 arena_core* create(void* memory, std::size_t bytes) noexcept {
   ensure_initialised();
-  if (!fork_handlers_registered.exchange(true)) pthread_atfork(fork_prepare, fork_parent, fork_child);
+  if (!fork_handlers_registered.exchange(true)) add_fork_hooks(fork_prepare, fork_parent, fork_child);
   arena_core* a = cores.acquire();
   if (!a) return nullptr;
   a->is_explicit = true;

@@ -168,23 +168,43 @@ void give_back_small(unsigned cls, void* p) noexcept {
   free_to_slabs(&p, 1);
 }
 
+struct fork_hooks {
+  void (*prepare)();
+  void (*parent)();
+  void (*child)();
+};
+constexpr unsigned max_fork_hooks = 4;
+fork_hooks extra_fork_hooks[max_fork_hooks];
+std::atomic<unsigned> extra_fork_hook_count{0};
+
+// Every pcmalloc lock, outermost first: the layers above (newest first), then
+// the core's. Then locking becomes a no-op for this thread until the parent or
+// child handler: other libraries' fork handlers that allocate run in between.
 void fork_prepare() {
+  for (unsigned i = extra_fork_hook_count.load(std::memory_order_acquire); i-- > 0;) extra_fork_hooks[i].prepare();
   init_lock.lock();
   registry_lock.lock();
   arenas::lock_for_fork();
   base::lock_for_fork();
+  holding_every_lock = true;
 }
 void fork_parent() {
+  holding_every_lock = false;
   base::unlock_after_fork(false);
   arenas::unlock_after_fork(false);
   registry_lock.unlock();
   init_lock.unlock();
+  for (unsigned i = 0, n = extra_fork_hook_count.load(std::memory_order_acquire); i < n; ++i)
+    extra_fork_hooks[i].parent();
 }
 void fork_child() {
+  holding_every_lock = false;
   base::unlock_after_fork(true);
   arenas::unlock_after_fork(true);
   registry_lock.reset_after_fork();
   init_lock.reset_after_fork();
+  for (unsigned i = 0, n = extra_fork_hook_count.load(std::memory_order_acquire); i < n; ++i)
+    extra_fork_hooks[i].child();
 }
 
 __attribute__((constructor)) void initialise_at_load() {
@@ -441,6 +461,15 @@ void flush_every_cpu_cache() noexcept {
   os::set_thread_cpus(own);
 }
 }  // namespace
+
+void add_fork_hooks(void (*prepare)(), void (*parent)(), void (*child)()) noexcept {
+  static mutex hooks_lock;
+  lock_guard guard(hooks_lock);
+  unsigned n = extra_fork_hook_count.load(std::memory_order_relaxed);
+  if (n == max_fork_hooks) fatal("more than %u fork hooks", max_fork_hooks);
+  extra_fork_hooks[n] = {prepare, parent, child};
+  extra_fork_hook_count.store(n + 1, std::memory_order_release);   // published whole
+}
 
 void purge_all() noexcept {
   if (current_cache_mode() == cache_mode::per_cpu) flush_every_cpu_cache();

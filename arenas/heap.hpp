@@ -112,6 +112,12 @@ void ensure_initialised() noexcept;
 unsigned current_cpu() noexcept;      // from the rseq area when registered, else getcpu()
 void flush_thread_cache() noexcept;   // give this thread's (or CPU's) cached objects back
 void purge_all() noexcept;            // flush caches and return every dirty page now
+// fork(): the layers above the core (explicit arenas, the debug heap) hand their
+// handlers to the core's one pthread_atfork registration: their prepare runs
+// before the core takes its locks, their parent/child after it releases them,
+// and from the end of the prepare to the parent/child the forking thread holds
+// every lock of all of them (holding_every_lock, lock.hpp). At most 4.
+void add_fork_hooks(void (*prepare)(), void (*parent)(), void (*child)()) noexcept;
 
 // For statistics: visit every live cache (CPU caches, then thread caches).
 void for_each_cache(void (*visit)(const cache_set&, void*), void* context) noexcept;

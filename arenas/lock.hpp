@@ -9,18 +9,29 @@
 
 namespace pcm {
 
+// Set on the thread inside fork() from the end of pcmalloc's last prepare
+// handler to the start of its first parent/child handler: that thread holds
+// every pcmalloc lock then, and the fork handlers other libraries registered
+// before pcmalloc's run in that window (prepare handlers run in reverse order of
+// registration) and may allocate. For that thread alone locking is then a
+// no-op: it owns everything the locks guard, and the other threads wait.
+inline thread_local bool holding_every_lock __attribute__((tls_model("initial-exec"))) = false;
+
 class mutex {
  public:
   void lock() noexcept {
+    if (holding_every_lock) [[unlikely]] return;
     std::uint32_t expected = 0;
     if (state_.compare_exchange_strong(expected, 1, std::memory_order_acquire)) [[likely]] return;
     lock_contended();
   }
   bool try_lock() noexcept {
+    if (holding_every_lock) [[unlikely]] return true;
     std::uint32_t expected = 0;
     return state_.compare_exchange_strong(expected, 1, std::memory_order_acquire);
   }
   void unlock() noexcept {
+    if (holding_every_lock) [[unlikely]] return;
     if (state_.exchange(0, std::memory_order_release) == 2) [[unlikely]]
       os::futex_wake(raw(), 1);
   }

@@ -763,7 +763,7 @@ __attribute__((constructor)) void start_debug_layer() {
   pcm::ensure_initialised();
   prepare_reports();
   if (config.guard) install_fault_handler();
-  pthread_atfork(fork_prepare, fork_parent, fork_child);
+  pcm::add_fork_hooks(fork_prepare, fork_parent, fork_child);   // inside the core's one registration
   std::atexit(at_exit);
 }
 
