@@ -466,9 +466,12 @@ void add_fork_hooks(void (*prepare)(), void (*parent)(), void (*child)()) noexce
   static mutex hooks_lock;
   lock_guard guard(hooks_lock);
   unsigned n = extra_fork_hook_count.load(std::memory_order_relaxed);
-  if (n == max_fork_hooks) fatal("more than %u fork hooks", max_fork_hooks);
-  extra_fork_hooks[n] = {prepare, parent, child};
-  extra_fork_hook_count.store(n + 1, std::memory_order_release);   // published whole
+  if (n >= max_fork_hooks) {
+    fatal("more than %u fork hooks", max_fork_hooks);
+  } else {   // (fatal does not return; the else is for the static checkers)
+    extra_fork_hooks[n] = {prepare, parent, child};
+    extra_fork_hook_count.store(n + 1, std::memory_order_release);   // published whole
+  }
 }
 
 void purge_all() noexcept {

@@ -283,7 +283,8 @@ void quarantine_push(block_record* r) {
           r = nullptr;
         }
       }
-      while (q.head != q.tail && count < batch && (over_budget() || r) && !exiting.load(std::memory_order_acquire)) {
+      while (q.ring && q.head != q.tail && count < batch && (over_budget() || r) &&
+             !exiting.load(std::memory_order_acquire)) {
         quarantine_entry& old = q.at(q.head++);
         q.bytes -= old.cost;
         quarantined_bytes.fetch_sub(old.cost, std::memory_order_relaxed);
