@@ -208,7 +208,6 @@ struct alignas(64) quarantine_shard {
   mutex lock;
   quarantine_entry* ring = nullptr;   // reserved at first use
   std::size_t head = 0, tail = 0;     // oldest, next free (counters; index = counter % ring_entries)
-  std::size_t bytes = 0;
   quarantine_entry& at(std::size_t counter) { return ring[counter & (ring_entries - 1)]; }
 };
 quarantine_shard quarantine[quarantine_shards];
@@ -278,7 +277,6 @@ void quarantine_push(block_record* r) {
         if (r && q.ring && q.tail - q.head < ring_entries) {
           std::size_t cost = quarantine_cost(*r);
           q.at(q.tail++) = {r, r->user, cost, r->size};
-          q.bytes += cost;
           quarantined_bytes.fetch_add(cost, std::memory_order_relaxed);
           r = nullptr;
         }
@@ -286,7 +284,6 @@ void quarantine_push(block_record* r) {
       while (q.ring && q.head != q.tail && count < batch && (over_budget() || r) &&
              !exiting.load(std::memory_order_acquire)) {
         quarantine_entry& old = q.at(q.head++);
-        q.bytes -= old.cost;
         quarantined_bytes.fetch_sub(old.cost, std::memory_order_relaxed);
         evicted[count++] = old.record;
         if (q.tail - q.head > prefetch_ahead) {
