@@ -456,7 +456,7 @@ namespace {
 void flush_every_cpu_cache() noexcept {
   os::cpu_mask own;
   if (!os::thread_cpus(own)) return flush_thread_cache();
-  for (unsigned cpu = 0, n = os::cpu_id_limit(); cpu < n && cpu < rseq::max_cpus; ++cpu)
+  for (unsigned cpu = 0, n = os::cpu_id_limit(); cpu < n; ++cpu)
     if (os::move_thread_to(cpu)) flush_thread_cache();
   os::set_thread_cpus(own);
 }
@@ -483,7 +483,7 @@ void purge_all() noexcept {
 void for_each_cache(void (*visit)(const cache_set&, void*), void* context) noexcept {
   ensure_initialised();
   if (mode == cache_mode::per_cpu)
-    for (unsigned cpu = 0, n = os::cpu_id_limit(); cpu < n && cpu < rseq::max_cpus; ++cpu) visit(cpu_caches[cpu], context);
+    for (unsigned cpu = 0, n = os::cpu_id_limit(); cpu < n; ++cpu) visit(cpu_caches[cpu], context);
   lock_guard guard(registry_lock);
   for (cache_set* set = live_threads; set; set = set->next_thread) visit(*set, context);
 }

@@ -181,8 +181,6 @@ long run_capture(const char* const argv[], const char* const envp[], char* out, 
 
 std::size_t kernel_page_size() noexcept { return static_cast<std::size_t>(sysconf(_SC_PAGESIZE)); }
 
-unsigned read_cpu_count() noexcept;
-
 // A small file of the kernel's into buffer, NUL-terminated, with raw reads
 // (no stdio: it may allocate, and this may run inside the first malloc).
 // False when it cannot be read or is empty.
@@ -211,28 +209,27 @@ static unsigned read_possible_cpus() noexcept {
   return highest + 1;
 }
 
-unsigned cpu_count() noexcept {
-  static std::atomic<unsigned> cached{0};
-  if (unsigned n = cached.load(std::memory_order_relaxed)) return n;
-  unsigned n = read_cpu_count();
-  cached.store(n, std::memory_order_relaxed);
+// sysfs's possible CPU range, read once (0: unreadable).
+static unsigned possible_cpus() noexcept {
+  static std::atomic<unsigned> cached{~0u};
+  unsigned n = cached.load(std::memory_order_relaxed);
+  if (n == ~0u) {
+    n = read_possible_cpus();
+    cached.store(n, std::memory_order_relaxed);
+  }
   return n;
 }
 
-unsigned read_cpu_count() noexcept {
-  if (unsigned possible = read_possible_cpus()) return possible;
+unsigned cpu_count() noexcept {
+  if (unsigned possible = possible_cpus()) return possible;
   cpu_set_t set;
   if (sched_getaffinity(0, sizeof set, &set) == 0) return unsigned(CPU_COUNT(&set));
   return 1;
 }
 
 unsigned cpu_id_limit() noexcept {
-  static std::atomic<unsigned> cached{0};
-  if (unsigned n = cached.load(std::memory_order_relaxed)) return n;
-  unsigned n = read_possible_cpus();
-  n = n && n < max_cpu_ids ? n : max_cpu_ids;
-  cached.store(n, std::memory_order_relaxed);
-  return n;
+  unsigned n = possible_cpus();
+  return n && n < max_cpu_ids ? n : max_cpu_ids;
 }
 
 unsigned current_cpu() noexcept {
