@@ -9,6 +9,35 @@
 #include "heap_policy.hpp"
 #include "size_class.hpp"
 
+namespace pcm {
+
+// ---- single_user_check ------------------------------------------------------
+
+bool single_user_check::enter(const void* object, std::size_t size, const single_user_texts& texts) noexcept {
+  int me = pcm_debug_thread(), seen = 0;
+  if (user_.compare_exchange_strong(seen, me, std::memory_order_acquire)) return true;
+  if (seen != me) report(seen, object, size, texts);
+  return false;
+}
+
+void single_user_check::look(const void* object, std::size_t size, const single_user_texts& texts) const noexcept {
+  int seen = user_.load(std::memory_order_acquire);
+  if (seen != 0 && seen != pcm_debug_thread()) report(seen, object, size, texts);
+}
+
+void single_user_check::park(unsigned returned_at) noexcept {
+  parked_at_ = returned_at;
+  user_.store(-1, std::memory_order_release);
+}
+
+void single_user_check::report(int seen, const void* object, std::size_t size,
+                               const single_user_texts& texts) const noexcept {
+  if (seen == -1) pcm_debug_report(PCM_DEBUG_USE_AFTER_RETURN, object, size, parked_at_, 0, texts.used_after_return);
+  else pcm_debug_report(PCM_DEBUG_CROSS_THREAD_USE, object, size, 0, seen, texts.used_by_two_threads);
+}
+
+}  // namespace pcm
+
 namespace pcm::pmr {
 namespace {
 
@@ -51,35 +80,20 @@ std::pmr::memory_resource* make_default() noexcept { return std::pmr::set_defaul
 
 // Debug library: marks the resource as used by this thread for the length of
 // one call, and reports a parked resource or a second thread inside.
-struct exclusive_use {
-  local_resource& resource;
-  bool entered = false;
-  explicit exclusive_use(local_resource& r) : resource(r) {
-    if constexpr (heap_policy::debug) {
-      int me = pcm_debug_thread(), seen = 0;
-      if (resource.user_.compare_exchange_strong(seen, me, std::memory_order_acquire)) { entered = true; return; }
-      if (seen == -1)
-        pcm_debug_report(PCM_DEBUG_USE_AFTER_RETURN, &resource, sizeof resource, resource.parked_at_, 0,
-                         "a container was used after it went back to its pool (its local_resource is parked)");
-      else if (seen != me)
-        pcm_debug_report(PCM_DEBUG_CROSS_THREAD_USE, &resource, sizeof resource, 0, seen,
-                         "a pcm::pmr::local_resource was used by two threads at once");
-    }
-  }
-  ~exclusive_use() {
-    if constexpr (heap_policy::debug)
-      if (entered) resource.user_.store(0, std::memory_order_release);
-  }
+constexpr single_user_texts local_resource_texts{
+    "a container was used after it went back to its pool (its local_resource is parked)",
+    "a pcm::pmr::local_resource was used by two threads at once"};
+
+struct exclusive_use : single_user_scope {
+  explicit exclusive_use(local_resource& r)
+      : single_user_scope(heap_policy::debug, r.user_check_, &r, sizeof r, local_resource_texts) {}
 };
 
 void local_resource::debug_park(unsigned returned_at) noexcept {
-  if constexpr (heap_policy::debug) {
-    parked_at_ = returned_at;
-    user_.store(-1, std::memory_order_release);
-  }
+  if constexpr (heap_policy::debug) user_check_.park(returned_at);
 }
 void local_resource::debug_unpark() noexcept {
-  if constexpr (heap_policy::debug) user_.store(0, std::memory_order_release);
+  if constexpr (heap_policy::debug) user_check_.unpark();
 }
 
 static_assert(class_to_size(first_class + 19) == local_resource::largest_local, "class_count covers 1 KiB");

@@ -53,6 +53,7 @@
 
 #include "pcmalloc.h"
 #include "pmr.hpp"
+#include "recycle.hpp"
 
 namespace pcm {
 
@@ -86,8 +87,8 @@ class recycling_map {
     if (kept_.empty()) return map_.emplace(std::forward<K>(key), std::forward<V>(value));
     node_type node = std::move(kept_.back().node);
     kept_.pop_back();
-    assign(node.key(), std::forward<K>(key));
-    assign(node.mapped(), std::forward<V>(value));
+    recycle::assign(node.key(), std::forward<K>(key));
+    recycle::assign(node.mapped(), std::forward<V>(value));
     auto result = map_.insert(std::move(node));
     if (!result.inserted) kept_.push_back({std::move(result.node)});
     return {result.position, result.inserted};
@@ -111,8 +112,8 @@ class recycling_map {
     if (kept_.empty()) return map_.try_emplace(std::forward<K>(key)).first->second;
     node_type node = std::move(kept_.back().node);
     kept_.pop_back();
-    assign(node.key(), std::forward<K>(key));
-    reset(node.mapped());
+    recycle::assign(node.key(), std::forward<K>(key));
+    recycle::reset(node.mapped());
     return map_.insert(std::move(node)).position->second;
   }
 
@@ -184,35 +185,6 @@ class recycling_map {
     } catch (...) {
     }
   }
-  // target = source, where target is a string and source text that fits its
-  // capacity: clear and append, which neither allocates nor takes assign()'s
-  // general path (twice as many instructions for a header-sized string), nor
-  // fills the bytes a resize() would add before they are copied over.
-  // Text inside target itself takes the general path.
-  template <class T, class Source>
-  static void assign(T& target, Source&& source) {
-    if constexpr (requires { typename T::traits_type; target.capacity(); target.resize(0); }) {
-      using view = std::basic_string_view<typename T::value_type, typename T::traits_type>;
-      if constexpr (std::is_convertible_v<const Source&, view>) {
-        view text = source;
-        const auto* own = target.data();
-        const bool inside = !std::less<>()(text.data(), own) && !std::less<>()(own + target.size(), text.data());
-        if (text.size() <= target.capacity() && !inside) {
-          target.clear();        // length 0, capacity kept
-          target.append(text);   // fits: one copy, no fill, no allocation
-          return;
-        }
-      }
-    }
-    target = std::forward<Source>(source);
-  }
-  // A kept value for operator[]: emptied in place where it can be (a string
-  // keeps its capacity), else value-initialised.
-  static void reset(mapped_type& v) {
-    if constexpr (requires { v.clear(); }) v.clear();
-    else v = mapped_type();
-  }
-
   // kept_ is declared after map_ so it dies first; nodes and map share the allocator.
   Map map_;
   std::vector<kept_node, node_allocator_type> kept_;
@@ -259,6 +231,16 @@ class map_pool {
     static Map make_map(pmr::local_resource& r) {
       if constexpr (uses_resource) return Map(typename Map::allocator_type(&r));
       else return Map();
+    }
+    // Debug library: a parked map's resource (and the map itself, where it
+    // watches its own use, as pcm::node_map does) reports any use.
+    void park() noexcept {
+      resource.debug_park(returned_at);
+      if constexpr (requires { map.debug_park(returned_at); }) map.debug_park(returned_at);
+    }
+    void unpark() noexcept {
+      resource.debug_unpark();
+      if constexpr (requires { map.debug_unpark(); }) map.debug_unpark();
     }
     pmr::local_resource resource;
     Map map;
@@ -422,7 +404,7 @@ class map_pool {
       }
       misses_.fetch_add(1, std::memory_order_relaxed);
     } else if (debug_) [[unlikely]] {
-      e->resource.debug_unpark();
+      e->unpark();
       if (!e->map.empty())
         pcm_debug_report(PCM_DEBUG_USE_AFTER_RETURN, &e->map, sizeof(Map), e->returned_at,
                          0, "a map was changed after it went back to its map_pool (found when it was acquired again)");
@@ -494,7 +476,7 @@ class map_pool {
   }
 
   void destroy(entry* e) noexcept {
-    e->resource.debug_unpark();
+    e->unpark();
     all_lock_.lock();
     if (e->prev_all) e->prev_all->next_all = e->next_all; else all_ = e->next_all;
     if (e->next_all) e->next_all->prev_all = e->prev_all;
@@ -528,7 +510,7 @@ class map_pool {
       e->live_at_return.store(used, std::memory_order_relaxed);
     if (debug_) [[unlikely]] {
       e->returned_at = pcm_debug_stack();
-      e->resource.debug_park(e->returned_at);
+      e->park();
     }
     const bool within_budget = !over_budget();
     shard& sh = shards_[pcm_current_cpu() % shard_count_];

@@ -24,6 +24,7 @@
 #include "allocator.hpp"
 #include "arena.hpp"
 #include "pcmalloc.h"
+#include "single_user.hpp"
 
 namespace pcm::pmr {
 
@@ -102,9 +103,7 @@ class PCM_API local_resource final : public std::pmr::memory_resource {
   block* blocks_ = nullptr;
   large* large_ = nullptr;          // upstream blocks, freed on release()
   local_statistics stats_;
-  // Debug library only: 0 free, -1 parked, else the thread inside.
-  std::atomic<int> user_{0};
-  unsigned parked_at_ = 0;
+  single_user_check user_check_;   // debug library only
   friend struct exclusive_use;
 };
 
