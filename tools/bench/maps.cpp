@@ -4,6 +4,8 @@
 // new/delete differs by process: this file is built twice, as `maps` (never
 // linked to pcmalloc: glibc, or mimalloc under LD_PRELOAD) and `maps_pcm`
 // (linked to pcmalloc, which then is its malloc, with pcmalloc's variants).
+// Other maps on the same workloads: pcm::node_map, and where meson found them
+// boost::unordered_flat_map and absl::node_hash_map (MAPS_WITH_BOOST/_ABSL).
 // maps_driver.cpp runs the variants interleaved and prints the tables.
 #include "maps.hpp"
 
@@ -16,9 +18,16 @@
 #include <string_view>
 #include <unordered_map>
 
+#ifdef MAPS_WITH_BOOST
+#include <boost/unordered/unordered_flat_map.hpp>
+#endif
+#ifdef MAPS_WITH_ABSL
+#include <absl/container/node_hash_map.h>
+#endif
 #ifdef MAPS_WITH_PCM
 #include <pcmalloc/allocator.hpp>
 #include <pcmalloc/map_pool.hpp>
+#include <pcmalloc/node_map.hpp>
 #include <pcmalloc/pmr.hpp>
 #endif
 
@@ -78,6 +87,18 @@ using std_map = std::unordered_map<std::string, std::string, text_hash, text_equ
 using pmr_map = std::pmr::unordered_map<std::pmr::string, std::pmr::string, text_hash, text_equal>;
 using std_numbers = std::unordered_map<std::uint64_t, std::uint64_t>;
 using pmr_numbers = std::pmr::unordered_map<std::uint64_t, std::uint64_t>;
+#ifdef MAPS_WITH_BOOST
+using boost_flat_map = boost::unordered_flat_map<std::string, std::string, text_hash, text_equal>;
+using boost_flat_numbers = boost::unordered_flat_map<std::uint64_t, std::uint64_t>;
+#endif
+#ifdef MAPS_WITH_ABSL
+using absl_node_map = absl::node_hash_map<std::string, std::string, text_hash, text_equal>;
+using absl_node_numbers = absl::node_hash_map<std::uint64_t, std::uint64_t>;
+#endif
+#ifdef MAPS_WITH_PCM
+using node_map_strings = pcm::node_map<std::pmr::string, std::pmr::string, text_hash, text_equal>;
+using node_map_numbers = pcm::node_map<std::uint64_t, std::uint64_t>;
+#endif
 
 // What a variant needs shared between its threads (built once per process).
 struct shared_state {
@@ -87,6 +108,8 @@ struct shared_state {
   pcm::map_pool<pcm::recycling_map<pmr_map>> pool;
   pcm::map_pool<pmr_map> plain_pool;
   pcm::map_pool<pmr_numbers> number_pool;
+  pcm::map_pool<node_map_strings> node_pool;
+  pcm::map_pool<node_map_numbers> node_number_pool;
 #endif
 };
 
@@ -100,6 +123,47 @@ worker request_loop(bench::rng& random, MakeMap make) {
     for (std::uint64_t r = 0; r < count; ++r) sum += make(r);
     return sum;
   };
+}
+
+// A new map per request, built from `args` (a resource, or nothing).
+template <class Map, class... Args>
+worker fresh_map_loop(bench::rng& random, Args... args) {
+  return request_loop(random, [&random, args...](std::uint64_t r) {
+    Map headers(args...);
+    return handle_request(headers, random, r);
+  });
+}
+
+// A new map per request on a monotonic buffer over a buffer on the stack,
+// reused by every request (4 KiB: never reaches upstream with std's map).
+template <class Map>
+worker monotonic_loop(bench::rng& random) {
+  return request_loop(random, [&random](std::uint64_t r) {
+    alignas(64) std::byte buffer[4096];
+    std::pmr::monotonic_buffer_resource request_memory(buffer, sizeof buffer);
+    Map headers(&request_memory);
+    return handle_request(headers, random, r);
+  });
+}
+
+// One map per thread for all its requests, clear()ed after each (it keeps
+// its buckets; the strings go back to new/delete).
+template <class Map>
+worker reused_map_loop(bench::rng& random) {
+  return request_loop(random, [&random, headers = std::make_shared<Map>()](std::uint64_t r) {
+    std::uint64_t found = handle_request(*headers, random, r);
+    headers->clear();
+    return found;
+  });
+}
+
+// A map from a shared map_pool per request.
+template <class Pool>
+worker pool_loop(bench::rng& random, Pool& pool) {
+  return request_loop(random, [&random, pool = &pool](std::uint64_t r) {
+    auto headers = pool->acquire();
+    return handle_request(*headers, random, r);
+  });
 }
 
 // Builds the per-thread request loop of `variant`; `random` and `local` outlive it.
@@ -132,31 +196,15 @@ using pcm_allocator_numbers = std::unordered_map<std::uint64_t, std::uint64_t, s
 worker requests_worker(variant v, shared_state& shared, thread_context& t) {
   bench::rng& random = t.random;
   switch (v) {
-    case variant::new_delete:
-      return request_loop(random, [&random](std::uint64_t r) {
-        std_map headers;
-        return handle_request(headers, random, r);
-      });
+    case variant::new_delete: return fresh_map_loop<std_map>(random);
     case variant::unsynchronized_pool:
       t.unsynchronized_pool = std::make_unique<std::pmr::unsynchronized_pool_resource>();
-      return request_loop(random, [&random, resource = t.unsynchronized_pool.get()](std::uint64_t r) {
-        pmr_map headers(resource);
-        return handle_request(headers, random, r);
-      });
+      return fresh_map_loop<pmr_map>(random, static_cast<std::pmr::memory_resource*>(t.unsynchronized_pool.get()));
     case variant::synchronized_pool:
-      return request_loop(random, [&random, resource = &shared.synchronized_pool](std::uint64_t r) {
-        pmr_map headers(resource);
-        return handle_request(headers, random, r);
-      });
+      return fresh_map_loop<pmr_map>(random, static_cast<std::pmr::memory_resource*>(&shared.synchronized_pool));
     case variant::monotonic:
-      // The fastest std option: a monotonic buffer per request over a buffer
-      // on the stack, reused by every request (never reaches upstream here).
-      return request_loop(random, [&random](std::uint64_t r) {
-        alignas(64) std::byte buffer[4096];
-        std::pmr::monotonic_buffer_resource request_memory(buffer, sizeof buffer);
-        pmr_map headers(&request_memory);
-        return handle_request(headers, random, r);
-      });
+      // The fastest std option (never reaches upstream here).
+      return monotonic_loop<pmr_map>(random);
     case variant::floor:
       // What every variant does besides keeping a map: draw the data, hash
       // the five names and the one looked up, copy the five values. Not a way
@@ -175,28 +223,24 @@ worker requests_worker(variant v, shared_state& shared, thread_context& t) {
         bench::escape(&copies);
         return std::uint64_t(static_cast<unsigned char>(copies[wanted][r % value_length]));
       });
+#ifdef MAPS_WITH_BOOST
+    case variant::boost_flat: return reused_map_loop<boost_flat_map>(random);
+#endif
+#ifdef MAPS_WITH_ABSL
+    case variant::absl_node: return fresh_map_loop<absl_node_map>(random);
+#endif
 #ifdef MAPS_WITH_PCM
-    case variant::map_pool:
-      return request_loop(random, [&random, pool = &shared.pool](std::uint64_t r) {
-        auto headers = pool->acquire();
-        return handle_request(*headers, random, r);
-      });
-    case variant::map_pool_plain:
-      return request_loop(random, [&random, pool = &shared.plain_pool](std::uint64_t r) {
-        auto headers = pool->acquire();
-        return handle_request(*headers, random, r);
-      });
+    case variant::map_pool: return pool_loop(random, shared.pool);
+    case variant::map_pool_plain: return pool_loop(random, shared.plain_pool);
+    case variant::node_map:
+      // Map against map on the same storage as monotonic.
+      return monotonic_loop<node_map_strings>(random);
+    case variant::node_map_pool: return pool_loop(random, shared.node_pool);
     case variant::local_resource:
       t.local = std::make_unique<pcm::pmr::local_resource>();
-      return request_loop(random, [&random, resource = t.local.get()](std::uint64_t r) {
-        pmr_map headers(resource);
-        return handle_request(headers, random, r);
-      });
+      return fresh_map_loop<pmr_map>(random, static_cast<std::pmr::memory_resource*>(t.local.get()));
     case variant::arena_resource:
-      return request_loop(random, [&random, resource = &shared.arena_resource](std::uint64_t r) {
-        pmr_map headers(resource);
-        return handle_request(headers, random, r);
-      });
+      return fresh_map_loop<pmr_map>(random, static_cast<std::pmr::memory_resource*>(&shared.arena_resource));
     case variant::scoped_resource:
       t.scoped = std::make_unique<pcm::pmr::scoped_resource>();
       return request_loop(random, [&random, resource = t.scoped.get()](std::uint64_t r) {
@@ -208,18 +252,11 @@ worker requests_worker(variant v, shared_state& shared, thread_context& t) {
         resource->release();
         return found;
       });
-    case variant::pcm_allocator:
-      return request_loop(random, [&random](std::uint64_t r) {
-        pcm_allocator_map headers;
-        return handle_request(headers, random, r);
-      });
+    case variant::pcm_allocator: return fresh_map_loop<pcm_allocator_map>(random);
     case variant::map_allocator:
       // Nodes and strings on the global heap (strings through the default
       // resource, which main() made pcmalloc's); bucket arrays cache-aligned.
-      return request_loop(random, [&random](std::uint64_t r) {
-        map_allocator_map headers(pcm::pmr::global_resource());
-        return handle_request(headers, random, r);
-      });
+      return fresh_map_loop<map_allocator_map>(random, static_cast<std::pmr::memory_resource*>(pcm::pmr::global_resource()));
 #endif
     default:
       return {};
@@ -234,6 +271,15 @@ worker churn_loop(bench::rng& random, std::uint64_t keys, Args... args) {
   };
 }
 
+// One map from `pool` per thread for the whole run.
+template <class Pool>
+worker pooled_churn_loop(bench::rng& random, std::uint64_t keys, Pool& pool) {
+  return [&random, keys, pool = &pool](std::uint64_t ops) {
+    auto map = pool->acquire();
+    return bench::churn_map(*map, random, ops, keys);
+  };
+}
+
 worker churn_worker(variant v, shared_state& shared, thread_context& t, std::uint64_t keys) {
   bench::rng& random = t.random;
   switch (v) {
@@ -243,12 +289,18 @@ worker churn_worker(variant v, shared_state& shared, thread_context& t, std::uin
       return churn_loop<pmr_numbers>(random, keys, static_cast<std::pmr::memory_resource*>(t.unsynchronized_pool.get()));
     case variant::synchronized_pool:
       return churn_loop<pmr_numbers>(random, keys, static_cast<std::pmr::memory_resource*>(&shared.synchronized_pool));
+#ifdef MAPS_WITH_BOOST
+    case variant::boost_flat: return churn_loop<boost_flat_numbers>(random, keys);
+#endif
+#ifdef MAPS_WITH_ABSL
+    case variant::absl_node: return churn_loop<absl_node_numbers>(random, keys);
+#endif
 #ifdef MAPS_WITH_PCM
-    case variant::map_pool:
-      return [&random, keys, pool = &shared.number_pool](std::uint64_t ops) {
-        auto map = pool->acquire();
-        return bench::churn_map(*map, random, ops, keys);
-      };
+    case variant::map_pool: return pooled_churn_loop(random, keys, shared.number_pool);
+    case variant::node_map:
+      return churn_loop<node_map_numbers>(random, keys,
+                                          static_cast<std::pmr::memory_resource*>(pcm::pmr::global_resource()));
+    case variant::node_map_pool: return pooled_churn_loop(random, keys, shared.node_number_pool);
     case variant::local_resource:
       t.local = std::make_unique<pcm::pmr::local_resource>();
       return churn_loop<pmr_numbers>(random, keys, static_cast<std::pmr::memory_resource*>(t.local.get()));
@@ -278,6 +330,16 @@ std::string pool_fields(const Pool& pool, const pcm::map_pool_statistics& before
                 static_cast<unsigned long long>(now.fallbacks));
   return text;
 }
+
+// Calls f(pool) with the map_pool that variant v takes its maps from under
+// workload w; not at all for a variant without a pool.
+template <class F>
+void with_pool(variant v, workload w, shared_state& shared, F f) {
+  const bool requests = w == workload::requests;
+  if (v == variant::map_pool) requests ? f(shared.pool) : f(shared.number_pool);
+  if (v == variant::map_pool_plain) f(shared.plain_pool);
+  if (v == variant::node_map_pool) requests ? f(shared.node_pool) : f(shared.node_number_pool);
+}
 #endif
 
 // CPU time of all threads: on a shared machine it leaves out the time the
@@ -290,18 +352,34 @@ double process_cpu_seconds() {
 
 }  // namespace
 
+std::string not_built(variant v) {
+  switch (variant_info(v).library) {
+#ifndef MAPS_WITH_BOOST
+    case baseline_library::boost: return "meson did not find boost (libboost1.81-dev)";
+#endif
+#ifndef MAPS_WITH_ABSL
+    case baseline_library::absl: return "meson did not find abseil (libabsl-dev)";
+#endif
+    default: return {};
+  }
+}
+
 bool available(variant v) {
 #ifdef MAPS_WITH_PCM
-  (void)v;
-  return true;
+  constexpr bool with_pcm = true;
 #else
-  return !variant_info(v).needs_pcm;
+  constexpr bool with_pcm = false;
 #endif
+  return (with_pcm || !variant_info(v).needs_pcm) && not_built(v).empty();
 }
 
 // One measured run: each thread warms up on its own data (requests: a twentieth
 // of its share, at most 20k; churn: none), then all start the clock together.
 int run_one(workload w, variant v, unsigned threads, std::uint64_t total, std::uint64_t keys) {
+  if (std::string why = not_built(v); !why.empty()) {
+    std::fprintf(stderr, "maps: variant %s was not built: %s\n", variant_info(v).name, why.c_str());
+    return 2;
+  }
   if (!available(v)) {
     std::fprintf(stderr, "maps: variant %s needs maps_pcm (the build linked to pcmalloc)\n", variant_info(v).name);
     return 2;
@@ -323,8 +401,7 @@ int run_one(workload w, variant v, unsigned threads, std::uint64_t total, std::u
   double seconds = 0, cpu_start = 0, cpu_seconds = 0;
   std::barrier start(threads, [&]() noexcept {
 #ifdef MAPS_WITH_PCM
-    if (v == variant::map_pool) before = w == workload::requests ? shared.pool.statistics() : shared.number_pool.statistics();
-    if (v == variant::map_pool_plain) before = shared.plain_pool.statistics();
+    with_pool(v, w, shared, [&](auto& pool) { before = pool.statistics(); });
 #endif
     cpu_start = process_cpu_seconds();
     clock = new bench::stopwatch;
@@ -359,9 +436,7 @@ int run_one(workload w, variant v, unsigned threads, std::uint64_t total, std::u
                 cpu_seconds * 1e9 / double(total ? total : 1));
   extra += ns;
 #ifdef MAPS_WITH_PCM
-  if (v == variant::map_pool)
-    extra += " " + (w == workload::requests ? pool_fields(shared.pool, before) : pool_fields(shared.number_pool, before));
-  if (v == variant::map_pool_plain) extra += " " + pool_fields(shared.plain_pool, before);
+  with_pool(v, w, shared, [&](auto& pool) { extra += " " + pool_fields(pool, before); });
 #endif
   bench::report(w == workload::requests ? "maps-requests" : "maps-churn", threads, seconds, total, checksum, extra);
   return 0;

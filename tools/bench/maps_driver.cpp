@@ -1,7 +1,8 @@
 // The maps benchmark's command line: one run (`run`), or the comparison, which
 // starts every variant as its own process, interleaved over rounds (the order
 // rotates, as run.py does), checks that all print the same checksum, and prints
-// medians, speedups and the map_pool statistics.
+// medians, speedups, the map_pool statistics and the memory mode's bytes per
+// element (which runs in maps_pcm: maps_memory.cpp).
 #include "maps.hpp"
 
 #include <spawn.h>
@@ -22,13 +23,18 @@ namespace {
 
 const char* const usage_text =
     "usage:\n"
-    "  maps [--rounds R] [--threads 1,2] [--requests N] [--ops N] [--keys K] [--only requests|churn]\n"
-    "       [--variants LIST] [--mimalloc PATH|none] [--smoke] [--list]\n"
-    "      compare every variant (each in its own process), interleaved over R rounds (default 5);\n"
-    "      defaults: 1M requests, churn 10M ops over 500k keys; --smoke: 20k requests, 200k ops\n"
-    "      over 20k keys, 1 round (checks the programs run and agree, in a few seconds)\n"
+    "  maps [--rounds R] [--threads 1,2] [--requests N] [--ops N] [--keys K] [--sizes N,...]\n"
+    "       [--only requests,churn,memory] [--variants LIST] [--mimalloc PATH|none] [--smoke] [--list]\n"
+    "      compare every variant (each in its own process), interleaved over R rounds (default 5), then\n"
+    "      the memory mode; defaults: 1M requests, churn 10M ops over 500k keys, memory at 1k and 1M\n"
+    "      elements; --smoke: 20k requests, 200k ops over 20k keys, memory at 1k and 20k, 1 round\n"
+    "      (checks the programs run and agree, in a few seconds)\n"
+    "      --variants takes the names --list prints (new_delete alone: all three new_delete@...)\n"
     "  maps run requests|churn VARIANT THREADS N [KEYS]   (or: maps THREADS requests|churn VARIANT N [KEYS])\n"
     "      one run of one variant in this process (maps_pcm runs them all); N requests or ops\n"
+    "  maps memory [--sizes 1000,1000000]\n"
+    "      bytes per element (requested from the allocator) of pcm::node_map, absl::node_hash_map and\n"
+    "      std::unordered_map<uint64_t, uint64_t> after N inserts (runs in maps_pcm)\n"
     "Numbers take a k, M or G suffix. Speedups are the reference's median time over the variant's.\n";
 
 [[noreturn]] void usage_error(const std::string& message) {
@@ -58,6 +64,14 @@ std::vector<std::string> split(const std::string& text) {
   return parts;
 }
 
+// --sizes' list of element counts, each at least 1.
+std::vector<std::uint64_t> sizes_from(const std::string& text) {
+  std::vector<std::uint64_t> sizes;
+  for (const auto& n : split(text)) sizes.push_back(std::max<std::uint64_t>(1, number(n)));
+  if (sizes.empty()) usage_error("--sizes wants at least one size");
+  return sizes;
+}
+
 bool find_variant(std::string_view name, variant& v) {
   for (int i = 0; i < static_cast<int>(variant::count); ++i)
     if (name == variant_table[i].name) {
@@ -74,23 +88,28 @@ enum class preload { none, mimalloc };
 
 struct job {
   std::string key;      // what --variants names
-  std::string label;    // what the tables show
+  std::string where;    // the malloc under it, as the tables show it after the variant's name
   binary program;
   preload library;
   variant v;
+
+  // What the tables show for this job under workload w.
+  std::string label(workload w) const {
+    const variant_description& d = variant_info(v);
+    return (w == workload::churn && d.churn_what ? d.churn_what : d.what) + where;
+  }
 };
 
 std::vector<job> all_jobs() {
   std::vector<job> jobs = {
-      {"new_delete@glibc", "new/delete, glibc", binary::plain, preload::none, variant::new_delete},
-      {"new_delete@mimalloc", "new/delete, mimalloc (LD_PRELOAD)", binary::plain, preload::mimalloc, variant::new_delete},
-      {"new_delete@pcmalloc", "new/delete, pcmalloc (linked)", binary::pcm, preload::none, variant::new_delete},
+      {"new_delete@glibc", ", glibc", binary::plain, preload::none, variant::new_delete},
+      {"new_delete@mimalloc", ", mimalloc (LD_PRELOAD)", binary::plain, preload::mimalloc, variant::new_delete},
+      {"new_delete@pcmalloc", ", pcmalloc (linked)", binary::pcm, preload::none, variant::new_delete},
   };
   for (int i = 1; i < static_cast<int>(variant::count); ++i) {
     const variant_description& d = variant_table[i];
-    std::string label = d.what;
-    if (!d.needs_pcm && static_cast<variant>(i) != variant::floor) label += ", glibc";
-    jobs.push_back({d.name, label, d.needs_pcm ? binary::pcm : binary::plain, preload::none, static_cast<variant>(i)});
+    std::string where = d.needs_pcm || static_cast<variant>(i) == variant::floor ? "" : ", glibc";
+    jobs.push_back({d.name, where, d.needs_pcm ? binary::pcm : binary::plain, preload::none, static_cast<variant>(i)});
   }
   return jobs;
 }
@@ -100,6 +119,8 @@ struct options {
   std::vector<unsigned> threads = {1, 2};
   std::uint64_t requests = 1000000, ops = 10000000, keys = 500000;
   std::vector<workload> workloads = {workload::requests, workload::churn};
+  bool memory = true;                                      // the memory mode after the tables
+  std::vector<std::uint64_t> sizes = {1000, 1000000};     // its element counts (maps memory's default too)
   std::vector<std::string> only_variants;
   std::string mimalloc;   // "" = search, "none" = skip
 };
@@ -129,9 +150,9 @@ struct sample {
   double ns(bool cpu) const { return std::strtod(fields.at(cpu ? "cpu_ns_per_op" : "ns_per_op").c_str(), nullptr); }
 };
 
-// Runs argv with LD_PRELOAD set to `library` (or unset) and parses its result line.
-sample spawn(const std::vector<std::string>& argv, const std::string& library) {
-  sample s;
+// Runs argv with LD_PRELOAD set to `library` (or unset) and collects its
+// standard output in `text`. Returns what went wrong, or "" if it exited 0.
+std::string run_program(const std::vector<std::string>& argv, const std::string& library, std::string& text) {
   std::vector<std::string> environment;
   for (char** e = environ; *e; ++e)
     if (std::strncmp(*e, "LD_PRELOAD=", 11) != 0) environment.emplace_back(*e);
@@ -142,10 +163,7 @@ sample spawn(const std::vector<std::string>& argv, const std::string& library) {
   for (auto& e : environment) envp.push_back(e.data());
   envp.push_back(nullptr);
   int out[2];
-  if (pipe(out) != 0) {
-    s.error = "pipe failed";
-    return s;
-  }
+  if (pipe(out) != 0) return "pipe failed";
   posix_spawn_file_actions_t actions;
   posix_spawn_file_actions_init(&actions);
   posix_spawn_file_actions_adddup2(&actions, out[1], 1);
@@ -156,10 +174,8 @@ sample spawn(const std::vector<std::string>& argv, const std::string& library) {
   close(out[1]);
   if (failed) {
     close(out[0]);
-    s.error = std::string("cannot start ") + args[0] + ": " + std::strerror(failed);
-    return s;
+    return std::string("cannot start ") + args[0] + ": " + std::strerror(failed);
   }
-  std::string text;
   char buffer[4096];
   for (ssize_t n; (n = read(out[0], buffer, sizeof buffer)) != 0;) {
     if (n < 0 && errno == EINTR) continue;
@@ -169,11 +185,18 @@ sample spawn(const std::vector<std::string>& argv, const std::string& library) {
   close(out[0]);
   int status = 0;
   while (waitpid(child, &status, 0) < 0 && errno == EINTR) {}
-  if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
-    s.error = WIFSIGNALED(status) ? "killed by signal " + std::to_string(WTERMSIG(status))
-                                  : "exit status " + std::to_string(WEXITSTATUS(status));
-    return s;
-  }
+  if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
+    return WIFSIGNALED(status) ? "killed by signal " + std::to_string(WTERMSIG(status))
+                               : "exit status " + std::to_string(WEXITSTATUS(status));
+  return {};
+}
+
+// Runs argv (as run_program) and parses its result line.
+sample spawn(const std::vector<std::string>& argv, const std::string& library) {
+  sample s;
+  std::string text;
+  s.error = run_program(argv, library, text);
+  if (!s.error.empty()) return s;
   std::size_t line = text.find("maps-");
   if (line == std::string::npos) {
     s.error = "no result line";
@@ -221,18 +244,37 @@ void print_pool_table(const char* title, const std::vector<unsigned>& threads,
   }
 }
 
+// Runs `maps_pcm memory --sizes ...` (node_map is only there) and prints its
+// lines. Returns what went wrong, or "".
+std::string memory_section(const std::string& maps_pcm, const std::vector<std::uint64_t>& sizes) {
+  std::string list;
+  for (std::uint64_t n : sizes) list += (list.empty() ? "" : ",") + std::to_string(n);
+  std::vector<std::string> argv = {maps_pcm, "memory", "--sizes", list};
+  std::printf("\nmemory: bytes per element of <uint64_t, uint64_t> maps\n");
+  std::fflush(stdout);
+  if (!exists(maps_pcm)) return "memory: " + maps_pcm + " not built";
+  std::string text;
+  std::string error = run_program(argv, "", text);
+  std::fwrite(text.data(), 1, text.size(), stdout);
+  return error.empty() ? error : "memory: " + error + "\n    reproduce: " + command_line(argv, "");
+}
+
 int compare(const options& o) {
   const std::string folder = folder_of_this_program();
   const std::string programs[] = {folder + "/maps", folder + "/maps_pcm"};
   std::string mimalloc = o.mimalloc == "none" ? "" : o.mimalloc.empty() ? find_mimalloc() : o.mimalloc;
   std::vector<job> jobs;
   for (const job& j : all_jobs()) {
-    if (!o.only_variants.empty() &&
-        std::find(o.only_variants.begin(), o.only_variants.end(), j.key) == o.only_variants.end())
-      continue;
+    // --variants names a job (new_delete@glibc) or a variant (new_delete: all its jobs).
+    auto named = [&](const std::string& name) { return name == j.key || name == variant_info(j.v).name; };
+    if (!o.only_variants.empty() && std::none_of(o.only_variants.begin(), o.only_variants.end(), named)) continue;
     if (!exists(programs[static_cast<int>(j.program)])) {
       std::fprintf(stderr, "maps: warning: %s not built; skipping %s\n", programs[static_cast<int>(j.program)].c_str(),
                    j.key.c_str());
+      continue;
+    }
+    if (std::string why = not_built(j.v); !why.empty()) {
+      std::fprintf(stderr, "maps: warning: %s was not built (%s); skipping it\n", j.key.c_str(), why.c_str());
       continue;
     }
     if (j.library == preload::mimalloc && mimalloc.empty()) {
@@ -242,7 +284,7 @@ int compare(const options& o) {
     }
     jobs.push_back(j);
   }
-  if (jobs.empty()) usage_error("no variant left to run");
+  if (jobs.empty() && !o.workloads.empty()) usage_error("no variant left to run");
 
   struct cell {
     std::vector<sample> samples;
@@ -303,15 +345,14 @@ int compare(const options& o) {
       std::printf("\n%s, %u thread(s), %llu %s per run, median of %u round(s)\n", requests ? "requests" : "churn", t,
                   static_cast<unsigned long long>(requests ? o.requests : o.ops), requests ? "requests" : "ops",
                   o.rounds);
-      std::printf("  %-46s %9s %9s %9s %9s\n", "variant", "cpu ns", "x ref", "wall ns", "x ref");
+      std::printf("  %-48s %9s %9s %9s %9s\n", "variant", "cpu ns", "x ref", "wall ns", "x ref");
       double pool[2] = {0, 0};
       for (std::size_t i = 0; i < jobs.size(); ++i) {
         if (cells[i].samples.empty()) continue;
         double m[2] = {medians(i, false), medians(i, true)};
         if (jobs[i].v == variant::map_pool) pool[0] = m[0], pool[1] = m[1];
-        std::string label = jobs[i].label;
-        if (!requests && jobs[i].v == variant::map_pool) label = "pcm map_pool (one pooled map per thread)";
-        std::printf("  %-46s %9.1f %9.2f %9.1f %9.2f\n", label.c_str(), m[1], reference[1] > 0 ? reference[1] / m[1] : 0,
+        std::string label = jobs[i].label(w);
+        std::printf("  %-48s %9.1f %9.2f %9.1f %9.2f\n", label.c_str(), m[1], reference[1] > 0 ? reference[1] / m[1] : 0,
                     m[0], reference[0] > 0 ? reference[0] / m[0] : 0);
       }
       if (reference[1] > 0 && pool[1] > 0) {
@@ -323,7 +364,7 @@ int compare(const options& o) {
       }
     }
     if (requests) {
-      for (variant v : {variant::map_pool, variant::map_pool_plain}) {
+      for (variant v : {variant::map_pool, variant::map_pool_plain, variant::node_map_pool}) {
         std::map<unsigned, std::vector<sample>> pool_samples;
         for (unsigned t : o.threads) {
           auto& cells = results[static_cast<int>(w)][t];
@@ -336,6 +377,10 @@ int compare(const options& o) {
         print_pool_table(title.c_str(), o.threads, pool_samples);
       }
     }
+  }
+  if (o.memory) {
+    std::string error = memory_section(programs[static_cast<int>(binary::pcm)], o.sizes);
+    if (!error.empty()) failures.push_back(error);
   }
   std::printf("\ncpu ns: CPU time of all threads / requests (or ops), the cost of one on a core, robust on a busy\n"
               "machine; wall ns: wall time / requests (or ops) of all threads together. x ref: the reference's median\n"
@@ -362,12 +407,27 @@ int run_command(const std::vector<std::string>& args) {
                  keys ? keys : 1);
 }
 
+// args: [--sizes LIST] (after `memory`). maps_pcm measures; maps asks maps_pcm.
+int memory_command(const std::vector<std::string>& args) {
+  std::vector<std::uint64_t> sizes = options().sizes;
+  if (args.size() == 2 && args[0] == "--sizes") sizes = sizes_from(args[1]);
+  else if (!args.empty()) usage_error("memory wants: [--sizes N,...]");
+#ifdef MAPS_WITH_PCM
+  return memory_report(sizes);
+#else
+  std::string error = memory_section(folder_of_this_program() + "/maps_pcm", sizes);
+  if (!error.empty()) std::fprintf(stderr, "maps: %s\n", error.c_str());
+  return error.empty() ? 0 : 1;
+#endif
+}
+
 }  // namespace
 }  // namespace maps
 
 int main(int argc, char** argv) {
   using namespace maps;
   if (argc > 1 && std::string_view(argv[1]) == "run") return run_command({argv + 2, argv + argc});
+  if (argc > 1 && std::string_view(argv[1]) == "memory") return memory_command({argv + 2, argv + argc});
   // THREADS WORKLOAD VARIANT N [KEYS]: THREADS first, as run.py starts every workload program.
   if (argc > 4 && argv[1][0] >= '0' && argv[1][0] <= '9') {
     std::vector<std::string> args(argv + 2, argv + argc);
@@ -388,11 +448,14 @@ int main(int argc, char** argv) {
     } else if (arg == "--requests") o.requests = number(value());
     else if (arg == "--ops") o.ops = number(value());
     else if (arg == "--keys") o.keys = std::max<std::uint64_t>(1, number(value()));
+    else if (arg == "--sizes") o.sizes = sizes_from(value());
     else if (arg == "--only") {
       o.workloads.clear();
+      o.memory = false;
       for (const auto& w : split(value())) {
         if (w == "requests") o.workloads.push_back(workload::requests);
         else if (w == "churn") o.workloads.push_back(workload::churn);
+        else if (w == "memory") o.memory = true;
         else usage_error("unknown workload '" + w + "'");
       }
     } else if (arg == "--variants") o.only_variants = split(value());
@@ -402,14 +465,19 @@ int main(int argc, char** argv) {
       o.requests = 20000;
       o.ops = 200000;
       o.keys = 20000;
+      o.sizes = {1000, 20000};
     } else if (arg == "--list") {
-      for (const auto& j : all_jobs()) std::printf("%-22s %s\n", j.key.c_str(), j.label.c_str());
+      for (const auto& j : all_jobs()) {
+        std::string why = not_built(j.v);
+        std::printf("%-22s %s%s\n", j.key.c_str(), j.label(workload::requests).c_str(),
+                    why.empty() ? "" : ("  (not built: " + why + ")").c_str());
+      }
       return 0;
     } else if (arg == "--help" || arg == "-h") {
       std::printf("%s", usage_text);
       return 0;
     } else usage_error("unknown argument '" + std::string(arg) + "'");
   }
-  if (o.threads.empty() || o.workloads.empty()) usage_error("nothing to run");
+  if (o.threads.empty() || (o.workloads.empty() && !o.memory)) usage_error("nothing to run");
   return compare(o);
 }
