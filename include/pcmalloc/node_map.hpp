@@ -204,9 +204,17 @@ class node_table {
   using group = node_table_detail::group;
   using node_index = node_table_detail::node_index;
   static constexpr node_index no_node = node_table_detail::no_node;
+  // Where an element's number sits in the index: (group << 4) | slot. An
+  // iterator from a lookup or an insert carries it, so erasing through it
+  // needs no second probe (checked first: the index may have been rebuilt).
+  static constexpr std::uint32_t no_slot = 0xFFFFFFFFu;
+  static constexpr std::uint32_t slot_at(std::size_t g, unsigned slot) noexcept {
+    return static_cast<std::uint32_t>(g << 4 | slot);
+  }
   struct location {
     node_index index;   // no_node: absent
     node* node_at;
+    std::uint32_t slot = no_slot;
   };
 
  public:
@@ -267,11 +275,12 @@ class node_table {
     basic_iterator() noexcept = default;
     template <bool C = Const, class = std::enable_if_t<C>>
     basic_iterator(const basic_iterator<false>& other) noexcept
-        : node_(other.node_), index_(other.index_), table_(other.table_) {}
+        : node_(other.node_), index_(other.index_), slot_(other.slot_), table_(other.table_) {}
 
     reference operator*() const noexcept { return *node_->value(); }
     pointer operator->() const noexcept { return node_->value(); }
     basic_iterator& operator++() noexcept {
+      slot_ = no_slot;
       do {
         if (++index_ >= table_->used_) {
           node_ = nullptr;
@@ -292,13 +301,14 @@ class node_table {
     friend class node_table;
     template <bool>
     friend class basic_iterator;
-    basic_iterator(const node_table* table, node_index index, node* at) noexcept
-        : node_(at), index_(index), table_(table) {}
+    basic_iterator(const node_table* table, node_index index, node* at, std::uint32_t slot = no_slot) noexcept
+        : node_(at), index_(index), slot_(slot), table_(table) {}
     basic_iterator(const node_table* table, node_index index) noexcept
         : basic_iterator(table, index, table->node_at(index)) {}
 
     node* node_ = nullptr;   // nullptr: end()
     node_index index_ = 0;
+    std::uint32_t slot_ = no_slot;   // where index_ sits in the index, if known
     const node_table* table_ = nullptr;
   };
   using const_iterator = basic_iterator<true>;
@@ -310,13 +320,13 @@ class node_table {
   explicit node_table(const Allocator& a) : node_table(0, Hash(), Eq(), a) {}
   explicit node_table(size_type expected, const Hash& h = Hash(), const Eq& e = Eq(), const Allocator& a = Allocator())
       : allocator_(a), hash_(h), eq_(e) {
-    if (expected) reserve(expected);
+    if (expected) build([&] { reserve(expected); });
   }
   template <class It>
   node_table(It first, It last, size_type expected = 0, const Hash& h = Hash(), const Eq& e = Eq(),
              const Allocator& a = Allocator())
       : node_table(expected, h, e, a) {
-    insert(first, last);
+    build([&] { insert(first, last); });
   }
   node_table(std::initializer_list<value_type> list, size_type expected = 0, const Hash& h = Hash(),
              const Eq& e = Eq(), const Allocator& a = Allocator())
@@ -325,7 +335,7 @@ class node_table {
   node_table(const node_table& other)
       : node_table(other, traits::select_on_container_copy_construction(other.allocator_)) {}
   node_table(const node_table& other, const Allocator& a) : allocator_(a), hash_(other.hash_), eq_(other.eq_) {
-    copy_elements(other);
+    build([&] { copy_elements(other); });
   }
   node_table(node_table&& other) noexcept
       : allocator_(std::move(other.allocator_)), hash_(std::move(other.hash_)), eq_(std::move(other.eq_)) {
@@ -333,7 +343,7 @@ class node_table {
   }
   node_table(node_table&& other, const Allocator& a) : allocator_(a), hash_(other.hash_), eq_(other.eq_) {
     if (allocator_ == other.allocator_) steal(other);
-    else move_elements(other);
+    else build([&] { move_elements(other); });
   }
   ~node_table() { free_storage(); }
 
@@ -461,7 +471,7 @@ class node_table {
     single_user_scope scope(debug_, user_check_, this, sizeof *this, misuse_texts);
     iterator next(this, position.index_);
     ++next;
-    remove(position.node_, position.index_);
+    remove(position.node_, position.index_, position.slot_);
     return next;
   }
   iterator erase(iterator position) noexcept
@@ -497,7 +507,7 @@ class node_table {
   // An index of at least n slots (and enough for size()).
   void rehash(size_type n) {
     single_user_scope scope(debug_, user_check_, this, sizeof *this, misuse_texts);
-    const size_type groups = std::max<size_type>(n / group::slots, 1);
+    const size_type groups = std::max<size_type>((n + group::slots - 1) / group::slots, 1);
     rebuild_index(std::max(std::bit_ceil(groups), groups_for(size_)));
   }
   // Empty: gives every block, kept element and the index back. Otherwise the
@@ -555,13 +565,13 @@ class node_table {
   }
 
  protected:
-  iterator iterator_at(location at) noexcept { return iterator(this, at.index, at.node_at); }
+  iterator iterator_at(location at) noexcept { return iterator(this, at.index, at.node_at, at.slot); }
 
   template <class It, class K>
   It find_as(const K& key) const {
     look();
     const location found = locate(key, code_of(key));
-    return found.index == no_node ? It() : It(this, found.index, found.node_at);
+    return found.index == no_node ? It() : It(this, found.index, found.node_at, found.slot);
   }
   template <class K>
   bool contains_as(const K& key) const {
@@ -577,7 +587,7 @@ class node_table {
     single_user_scope scope(debug_, user_check_, this, sizeof *this, misuse_texts);
     const location found = locate(key, code_of(key));
     if (found.index == no_node) return 0;
-    remove(found.node_at, found.index);
+    remove(found.node_at, found.index, found.slot);
     return 1;
   }
 
@@ -614,7 +624,7 @@ class node_table {
       single_user_scope scope(debug_, user_check_, this, sizeof *this, misuse_texts);
       const std::uint64_t code = code_of(key);
       if (const location found = locate(key, code); found.index != no_node)
-        return {iterator(this, found.index, found.node_at), false};
+        return {iterator_at(found), false};
       return {iterator_at(insert_new(code, std::forward<K>(key), std::forward<Rest>(rest)...)), true};
     } else {
       key_type made(std::forward<K>(key));   // a key of another type, not usable for lookups as it is
@@ -639,7 +649,8 @@ class node_table {
       for (unsigned bits = here.match(tag); bits; bits &= bits - 1) {
         const node_index i = here.nodes[std::countr_zero(bits)];
         node* n = node_at(i);
-        if (n->code == code && eq_(Kind::key(*n->value()), key)) [[likely]] return {i, n};
+        if (n->code == code && eq_(Kind::key(*n->value()), key)) [[likely]]
+          return {i, n, slot_at(g, static_cast<unsigned>(std::countr_zero(bits)))};
       }
       if (!here.overflow || step == mask_) [[likely]] return {no_node, nullptr};
       g = (g + ++step) & mask_;
@@ -649,7 +660,8 @@ class node_table {
   // Writes (code, i) into the first free slot from the home group on; the
   // groups passed count it in their overflow. The table has room (size <
   // max load).
-  [[gnu::always_inline]] static void place(group* groups, std::size_t mask, std::uint64_t code, node_index i) noexcept {
+  [[gnu::always_inline]] static std::uint32_t place(group* groups, std::size_t mask, std::uint64_t code,
+                                                    node_index i) noexcept {
     std::size_t g = node_table_detail::home_of(code, mask);
     for (std::size_t step = 0;; g = (g + ++step) & mask) {
       group& here = groups[g];
@@ -657,30 +669,36 @@ class node_table {
         const unsigned slot = static_cast<unsigned>(std::countr_zero(empty));
         here.tags[slot] = node_table_detail::tag_of(code);
         here.nodes[slot] = i;
-        return;
+        return slot_at(g, slot);
       }
       if (here.overflow != 255) ++here.overflow;
     }
   }
 
   // Takes node i (with this code) out of the index.
-  void unplace(std::uint64_t code, node_index i) noexcept {
+  // Takes node i (with this code) out of the index; `hint` is where it was
+  // found, if known and still true.
+  void unplace(std::uint64_t code, node_index i, std::uint32_t hint) noexcept {
+    if (hint != no_slot && (hint >> 4) <= mask_) {
+      group& here = groups_[hint >> 4];
+      if (here.tags[hint & 15] && here.nodes[hint & 15] == i) return clear_slot(code, hint >> 4, hint & 15);
+    }
     const std::uint8_t tag = node_table_detail::tag_of(code);
     std::size_t g = node_table_detail::home_of(code, mask_);
     for (std::size_t step = 0;; g = (g + ++step) & mask_) {
-      group& here = groups_[g];
+      const group& here = groups_[g];
       for (unsigned bits = here.match(tag); bits; bits &= bits - 1) {
         const unsigned slot = static_cast<unsigned>(std::countr_zero(bits));
-        if (here.nodes[slot] == i) {
-          here.tags[slot] = 0;
-          // The groups before this one counted the entry as passing them.
-          std::size_t back = node_table_detail::home_of(code, mask_);
-          for (std::size_t s = 0; back != g; back = (back + ++s) & mask_)
-            if (groups_[back].overflow != 255) --groups_[back].overflow;
-          return;
-        }
+        if (here.nodes[slot] == i) return clear_slot(code, g, slot);
       }
     }
+  }
+  void clear_slot(std::uint64_t code, std::size_t g, unsigned slot) noexcept {
+    groups_[g].tags[slot] = 0;
+    // The groups before this one counted the entry as passing them.
+    std::size_t back = node_table_detail::home_of(code, mask_);
+    for (std::size_t s = 0; back != g; back = (back + ++s) & mask_)
+      if (groups_[back].overflow != 255) --groups_[back].overflow;
   }
 
   static std::size_t groups_for(size_type n) noexcept {
@@ -775,9 +793,9 @@ class node_table {
     if (reuse) free_ = n->next_free();
     else ++used_;
     n->code = code;
-    place(groups_, mask_, code, i);
+    const std::uint32_t slot = place(groups_, mask_, code, i);
     ++size_;
-    return {i, n};
+    return {i, n, slot};
   }
 
   // Makes node i hold (key, rest...): by assignment into a kept element, else
@@ -807,8 +825,8 @@ class node_table {
   }
 
   // Node i leaves the container: out of the index, onto the free list.
-  void remove(node* n, node_index i) noexcept {
-    unplace(n->code, i);
+  void remove(node* n, node_index i, std::uint32_t slot) noexcept {
+    unplace(n->code, i, slot);
     if constexpr (destroys_on_erase) traits::destroy(allocator_, n->value());
     n->code = (std::uint64_t(free_) << 1) | 1;
     free_ = i;
@@ -825,6 +843,21 @@ class node_table {
     used_ = 0;
     free_ = no_node;
     size_ = 0;
+  }
+
+  // A constructor's work: if it throws, what was built is destroyed and given
+  // back here, and the container is left empty: the destructor does not run
+  // after a throw from a constructor, but does after one from a delegating
+  // constructor's body (the range constructor).
+  template <class Work>
+  void build(Work&& work) {
+    try {
+      work();
+    } catch (...) {
+      free_storage();
+      reset_storage();
+      throw;
+    }
   }
 
   // Destroys every element (live or kept) and gives every block back.
@@ -951,6 +984,7 @@ class node_map : public node_table<node_table_detail::map_kind<K, V>, Hash, Eq, 
   using base::base;
   using base::operator=;
   node_map() = default;
+  friend void swap(node_map& a, node_map& b) noexcept { a.swap(b); }
 
   // The value is built (from args) only when the key is absent.
   template <class... Args>
@@ -1008,7 +1042,7 @@ class node_map : public node_table<node_table_detail::map_kind<K, V>, Hash, Eq, 
 
  private:
   template <class K2, class M>
-  std::pair<iterator, bool> assign_as(K2&& key, M&& value) {
+  [[gnu::always_inline]] std::pair<iterator, bool> assign_as(K2&& key, M&& value) {
     single_user_scope scope(this->debug_, this->user_check_, this, sizeof *this, base::misuse_texts);
     const std::uint64_t code = this->code_of(key);
     if (const auto found = this->locate(key, code); found.index != base::no_node) {
@@ -1034,6 +1068,7 @@ class node_set : public node_table<node_table_detail::set_kind<K>, Hash, Eq, All
   using base::base;
   using base::operator=;
   node_set() = default;
+  friend void swap(node_set& a, node_set& b) noexcept { a.swap(b); }
 };
 
 }  // namespace pcm
