@@ -132,30 +132,20 @@ static_assert(sizeof(group) == 64 && offsetof(group, nodes) == group::header_byt
 // every insert grows the table before it writes.
 alignas(64) inline constexpr group empty_group{};
 
-// Node blocks: blocks 0..10 hold 8, 16, ..., 8192 nodes; every later one 8192.
-inline constexpr unsigned doubling_blocks = 11;
-inline constexpr node_index doubling_nodes = 8u * ((1u << doubling_blocks) - 1);   // 16376
-inline constexpr unsigned fixed_shift = 13;                                         // 8192 nodes
-
-struct node_place {
-  std::size_t block;
-  node_index offset;
-};
-inline node_place place_of(node_index i) noexcept {
-  if (i < doubling_nodes) [[likely]] {
-    const unsigned block = static_cast<unsigned>(std::bit_width((i >> 3) + 1u)) - 1;
-    return {block, i + 8 - (8u << block)};
-  }
-  const node_index j = i - doubling_nodes;
-  return {doubling_blocks + (j >> fixed_shift), j & ((1u << fixed_shift) - 1)};
-}
-// Whether node i is the first of its block (iterators step over blocks).
-inline bool starts_block(node_index i) noexcept {
-  if (i < doubling_nodes) [[likely]] return ((i + 8) & (i + 7)) == 0;
-  return ((i - doubling_nodes) & ((1u << fixed_shift) - 1)) == 0;
-}
+// Node blocks: block b holds 8 << b nodes up to 8192 (b = 10), then 8192
+// each. A node's number is (block << 13) | its offset in the block, so finding
+// a node is a shift, a mask and one load whatever the block; the numbers a
+// block does not fill are never used.
+inline constexpr unsigned block_shift = 13;
+inline constexpr node_index offset_mask = (1u << block_shift) - 1;
+inline std::size_t block_of(node_index i) noexcept { return i >> block_shift; }
+inline node_index offset_of(node_index i) noexcept { return i & offset_mask; }
 inline node_index block_size(std::size_t block) noexcept {
-  return block < doubling_blocks ? 8u << block : 1u << fixed_shift;
+  return block < block_shift - 3 ? 8u << block : 1u << block_shift;
+}
+// The number after i in carving order.
+inline node_index next_number(node_index i) noexcept {
+  return offset_of(i) + 1 < block_size(block_of(i)) ? i + 1 : (i | offset_mask) + 1;
 }
 
 // A node: the hash code, then the element. The code of a free node is
@@ -282,11 +272,12 @@ class node_table {
     basic_iterator& operator++() noexcept {
       slot_ = no_slot;
       do {
-        if (++index_ >= table_->used_) {
+        index_ = node_table_detail::next_number(index_);
+        if (index_ >= table_->used_) {
           node_ = nullptr;
           return *this;
         }
-        node_ = node_table_detail::starts_block(index_) ? table_->node_at(index_) : node_ + 1;
+        node_ = node_table_detail::offset_of(index_) == 0 ? table_->node_at(index_) : node_ + 1;
       } while (!node_->live());
       return *this;
     }
@@ -525,8 +516,7 @@ class node_table {
   size_type bucket_count() const noexcept { return groups_ == empty_index() ? 0 : (mask_ + 1) * group::slots; }
   float load_factor() const noexcept { return bucket_count() ? float(size_) / float(bucket_count()) : 0.0f; }
   static constexpr float max_load_factor() noexcept { return float(group::max_load) / float(group::slots); }
-  // Nodes taken from blocks since the last clear (live, free or kept).
-  size_type nodes_used() const noexcept { return used_; }
+  // Nodes in the blocks taken so far (live, free, kept or not yet used).
   size_type node_capacity() const noexcept { return node_capacity_; }
 
   hasher hash_function() const { return hash_; }
@@ -733,16 +723,11 @@ class node_table {
 
   // ---- nodes -----------------------------------------------------------------------
   node* node_at(node_index i) const noexcept {
-    const auto place = node_table_detail::place_of(i);
-    return blocks_[place.block] + place.offset;
+    return blocks_[node_table_detail::block_of(i)] + node_table_detail::offset_of(i);
   }
   template <class F>
   void for_each_node(F&& f) const {
-    node_index i = 0;
-    for (std::size_t b = 0; i < used_; ++b) {
-      node* n = blocks_[b];
-      for (node_index k = node_table_detail::block_size(b); k && i < used_; --k, ++i, ++n) f(n, i);
-    }
+    for (node_index i = 0; i < used_; i = node_table_detail::next_number(i)) f(node_at(i), i);
   }
   template <class It>
   It first_live() const noexcept {
@@ -786,12 +771,12 @@ class node_table {
     const node_index i = reuse ? free_ : used_;
     if (!reuse) {
       if (used_ >= max_size()) [[unlikely]] throw std::length_error("pcm::node_map: more than max_size() elements");
-      if (used_ == node_capacity_) [[unlikely]] add_block();
+      if (node_table_detail::block_of(used_) == block_count_) [[unlikely]] add_block();
     }
     node* n = node_at(i);
     fill(n, i, std::forward<K>(key), std::forward<Rest>(rest)...);
     if (reuse) free_ = n->next_free();
-    else ++used_;
+    else used_ = node_table_detail::next_number(used_);
     n->code = code;
     const std::uint32_t slot = place(groups_, mask_, code, i);
     ++size_;
@@ -821,7 +806,7 @@ class node_table {
                         std::forward_as_tuple(std::forward<Rest>(rest)...));
     else
       traits::construct(allocator_, n->value(), std::forward<K>(key));
-    if constexpr (keeps_elements) constructed_ = i + 1;   // kept elements are nodes [0, constructed_)
+    if constexpr (keeps_elements) constructed_ = node_table_detail::next_number(i);   // kept: the numbers below
   }
 
   // Node i leaves the container: out of the index, onto the free list.
@@ -863,12 +848,8 @@ class node_table {
   // Destroys every element (live or kept) and gives every block back.
   void free_storage() noexcept {
     if constexpr (keeps_elements) {
-      node_index i = 0;
-      for (std::size_t b = 0; i < constructed_; ++b) {
-        node* n = blocks_[b];
-        for (node_index k = node_table_detail::block_size(b); k && i < constructed_; --k, ++i, ++n)
-          traits::destroy(allocator_, n->value());
-      }
+      for (node_index i = 0; i < constructed_; i = node_table_detail::next_number(i))
+        traits::destroy(allocator_, node_at(i)->value());
     } else if constexpr (destroys_on_erase) {
       for_each_node([&](node* n, node_index) {
         if (n->live()) traits::destroy(allocator_, n->value());
@@ -954,8 +935,9 @@ class node_table {
   std::size_t mask_ = 0;           // groups - 1
   std::size_t max_load_ = 0;       // size at which the index grows
   std::size_t size_ = 0;
-  // The nodes: blocks_[b] holds block_size(b) nodes; [0, used_) were carved since
-  // the last clear; with keeps_elements, [0, constructed_) hold elements.
+  // The nodes: blocks_[b] holds block_size(b) nodes; the numbers below used_
+  // were carved since the last clear; with keeps_elements, those below
+  // constructed_ hold elements.
   node** blocks_ = nullptr;
   std::size_t block_count_ = 0, block_slots_ = 0;
   node_index node_capacity_ = 0;
