@@ -181,6 +181,10 @@ struct set_kind {
   static K& kept_key(value_type& v) noexcept { return v; }
 };
 
+template <class P>
+concept two_element_tuple = requires { std::tuple_size<std::remove_cvref_t<P>>::value; } &&
+                            (std::tuple_size<std::remove_cvref_t<P>>::value == 2);
+
 template <class T>
 inline constexpr bool keepable = recycle::keeps_capacity_v<T> || std::is_trivially_destructible_v<T>;
 
@@ -460,7 +464,7 @@ class node_table {
   // ---- erasure -------------------------------------------------------------------
   iterator erase(const_iterator position) noexcept {
     single_user_scope scope(debug_, user_check_, this, sizeof *this, misuse_texts);
-    iterator next(this, position.index_);
+    iterator next(this, position.index_, position.node_);
     ++next;
     remove(position.node_, position.index_, position.slot_);
     return next;
@@ -545,7 +549,12 @@ class node_table {
   // the key is hashed and looked up before any element is built.
   template <class... Args>
   [[gnu::always_inline]] std::pair<iterator, bool> emplace(Args&&... args) {
-    if constexpr (sizeof...(Args) == 1 && (is_pair_like<Args> && ...)) {
+    if constexpr (!is_map) {
+      // A set's element is its key: one argument is looked up as it is;
+      // several build the key first, as std's emplace builds the element.
+      if constexpr (sizeof...(Args) == 1) return emplace_key(std::forward<Args>(args)...);
+      else return emplace_key(key_type(std::forward<Args>(args)...));
+    } else if constexpr (sizeof...(Args) == 1 && (pair_like<Args> && ...)) {
       return emplace_pair(std::forward<Args>(args)...);
     } else if constexpr (piecewise<Args...>()) {
       return emplace_piecewise(std::forward<Args>(args)...);
@@ -581,12 +590,11 @@ class node_table {
     return 1;
   }
 
+  static constexpr bool is_map = requires { typename Kind::mapped_type; };
+  // A pair or any two-element tuple-like argument: emplace(pair) splits it.
+  // (A concept: its size is checked before std::get<1> is ever named.)
   template <class P>
-  static constexpr bool is_pair_like = requires(P&& p) {
-    std::get<0>(p);
-    std::get<1>(p);
-    requires std::tuple_size<std::remove_cvref_t<P>>::value == 2;
-  } && requires { typename Kind::mapped_type; };
+  static constexpr bool pair_like = node_table_detail::two_element_tuple<P>;
   template <class... A>
   static constexpr bool piecewise() {
     if constexpr (sizeof...(A) == 3)
