@@ -1,7 +1,7 @@
 // The debug corpus, multi-threaded C++: blocks crossing threads, and the
-// pooled objects whose misuse the heap alone cannot see (a local_resource or a
-// map_pool map used by two threads at once, a map used after it went back to
-// its pool). `thread_bugs CASE`; "expect-threads: ..." lines on stdout give the
+// pooled objects whose misuse the heap alone cannot see (a local_resource, a
+// map_pool map or a pcm::node_map used by two threads at once, a map or a
+// node_map used after it went back to its pool). `thread_bugs CASE`; "expect-threads: ..." lines on stdout give the
 // thread ids the report must name. Deliberately buggy.
 #include <pthread.h>
 #include <sys/syscall.h>
@@ -20,6 +20,7 @@
 #include <vector>
 
 #include <pcmalloc/map_pool.hpp>
+#include <pcmalloc/node_map.hpp>
 #include <pcmalloc/pmr.hpp>
 
 namespace {
@@ -28,6 +29,7 @@ int tid() { return int(syscall(SYS_gettid)); }
 void* volatile sink;
 
 using text_map = std::pmr::unordered_map<std::pmr::string, std::pmr::string>;
+using text_node_map = pcm::node_map<std::pmr::string, std::pmr::string>;
 
 // Runs body on a new thread and waits for it; returns that thread's id.
 template <class Body>
@@ -96,22 +98,61 @@ void map_pool_handle_two_threads() {
   b.join();
 }
 
-__attribute__((noinline)) void give_map_back(pcm::map_pool<text_map>::handle& h) { h.release(); }
-__attribute__((noinline)) void use_returned_map(text_map* m) { m->emplace("a key long enough to allocate", "and a value long enough too"); }
+// A map used after its handle went back: std's map is reported by its parked
+// local_resource; a pcm::node_map watches its own use and reports first.
+template <class Map>
+__attribute__((noinline)) void give_map_back(typename pcm::map_pool<Map>::handle& h) { h.release(); }
+template <class Map>
+__attribute__((noinline)) void use_returned_map(Map* m) { m->emplace("a key long enough to allocate", "and a value long enough too"); }
 
+template <class Map>
 void map_used_after_return() {
-  pcm::map_pool<text_map> pool;
+  pcm::map_pool<Map> pool;
   auto h = pool.acquire();
-  text_map* m = h.get();
+  Map* m = h.get();
   m->emplace("first key, long enough to allocate", "first value, long enough to allocate");
-  give_map_back(h);
+  give_map_back<Map>(h);
   use_returned_map(m);
 }
 
+// A hash that holds its first caller inside the node_map's emplace (the map is
+// then in use by that thread) until the second thread has tried the map.
+std::atomic<int> hold_state{0};   // 0 idle, 1 first caller inside, 2 second thread done
+struct holding_hash {
+  std::size_t operator()(int key) const {
+    int idle = 0;
+    if (hold_state.compare_exchange_strong(idle, 1))
+      while (hold_state.load() != 2) std::this_thread::yield();
+    return std::hash<int>()(key);
+  }
+};
+using held_node_map = pcm::node_map<int, int, holding_hash>;
+
+__attribute__((noinline)) void second_thread_emplaces(held_node_map& m) { m.emplace(2, 2); }
+
+void node_map_two_threads() {
+  held_node_map m;
+  int first = 0;
+  std::thread a([&] { first = tid(); m.emplace(1, 1); });
+  while (hold_state.load() != 1) std::this_thread::yield();
+  std::thread b([&] {
+    std::printf("expect-threads: detected in T%d, in use by T%d at the same time\n", tid(), first);
+    std::fflush(stdout);
+    second_thread_emplaces(m);
+    hold_state.store(2);
+  });
+  b.join();
+  a.join();
+}
+
 // Clean: threads share blocks (made on one, freed on another), containers,
-// shared_ptr, a local_resource per thread and one map_pool used properly.
+// shared_ptr, a local_resource per thread, one map_pool of each kind of map
+// used properly, and a node_map handed from one thread to the next.
 void clean_threads() {
   pcm::map_pool<text_map> pool;
+  pcm::map_pool<text_node_map> node_pool;
+  held_node_map handed_map;
+  hold_state = 3;   // holding_hash holds nobody
   std::vector<std::thread> threads;
   std::vector<std::unique_ptr<std::string>> handed(4);
   for (int t = 0; t < 4; ++t)
@@ -124,11 +165,18 @@ void clean_threads() {
         shared[i % 50] = std::make_shared<std::vector<int>>(i % 17, t);
         auto h = pool.acquire();
         h->emplace(std::pmr::string(std::to_string(i) + " key long enough to allocate"), "value");
+        auto n = node_pool.acquire();
+        n->emplace(std::pmr::string(std::to_string(i % 7) + " key long enough to allocate"), "value");
+        if (n->find(std::pmr::string("3 key long enough to allocate")) != n->end()) n->clear();
       }
       handed[std::size_t(t)] = std::make_unique<std::string>(words.back());
     });
   for (auto& t : threads) t.join();
-  std::size_t total = 0;
+  for (int t = 0; t < 4; ++t) on_thread([&] {   // one thread after another
+    for (int i = 0; i < 100; ++i) handed_map[t * 100 + i] = i;
+    handed_map.erase(t * 100);
+  });
+  std::size_t total = handed_map.size();
   for (auto& s : handed) total += s->size();
   std::printf("clean total %zu\n", total);
 }
@@ -141,7 +189,9 @@ int main(int argc, char** argv) {
     case 0: clean_threads(); break;
     case 1: local_resource_two_threads(); break;
     case 2: map_pool_handle_two_threads(); break;
-    case 3: map_used_after_return(); break;
+    case 3: map_used_after_return<text_map>(); break;
+    case 6: map_used_after_return<text_node_map>(); break;
+    case 7: node_map_two_threads(); break;
     case 4: {   // new[] on T1, delete[] on T2, written on main: found at exit
       char* p = nullptr;
       int t1 = on_thread([&] { p = make_on_thread(40); });

@@ -1,14 +1,18 @@
 #!/bin/bash
-# Build heap_fuzz with clang (libFuzzer + ASan + UBSan) and run it.
+# Build a fuzz target with clang (libFuzzer + ASan + UBSan) and run it.
 #
-#   tests/fuzz/run.sh SOURCE_ROOT WORK_DIR [libFuzzer options...]
+#   tests/fuzz/run.sh SOURCE_ROOT WORK_DIR [TARGET] [libFuzzer options...]
 #
+# TARGET: heap_fuzz (the default) or node_map_fuzz, built from TARGET.cpp.
 # WORK_DIR/lib is a meson build of libpcmalloc.a with clang, -Doverride=false
 # (the sanitizers keep malloc; the fuzzer calls pcm_* and pcm::), ASan+UBSan and
-# libFuzzer's coverage; WORK_DIR/heap_fuzz links it with heap_fuzz.cpp. New
-# inputs go to WORK_DIR/corpus; tests/fuzz/corpus seeds it and is only read.
+# libFuzzer's coverage, shared by the targets (built under a lock, so that two
+# runs at once build it once); WORK_DIR/TARGET links it with TARGET.cpp. New
+# inputs go to WORK_DIR/corpus (heap_fuzz) or WORK_DIR/node_map_corpus; the
+# seeds, only read, are tests/fuzz/corpus and tests/fuzz/node_map_corpus.
 # Without options: a smoke run of 60 s. A long run, for instance:
 #   tests/fuzz/run.sh . build/fuzz -max_total_time=1200 -jobs=1
+#   tests/fuzz/run.sh . build/fuzz node_map_fuzz -max_total_time=1200
 # Exit: 0 clean, 77 when clang or libFuzzer is missing (meson: skipped), 1 when
 # the fuzzer finds a crash, leak or timeout (crash-* / leak-* / timeout-* files
 # in WORK_DIR). libFuzzer's own default for those is 77, which meson would
@@ -17,6 +21,16 @@ set -euo pipefail
 source_root=$(cd "$1" && pwd)
 work=$2
 shift 2
+target=heap_fuzz
+if [ $# -gt 0 ] && [[ $1 != -* ]]; then
+  target=$1
+  shift
+fi
+case $target in
+  heap_fuzz) corpus=corpus ;;
+  node_map_fuzz) corpus=node_map_corpus ;;
+  *) echo "run.sh: unknown target '$target'"; exit 2 ;;
+esac
 mkdir -p "$work"
 work=$(cd "$work" && pwd)
 
@@ -36,6 +50,8 @@ fi
 
 meson=${MESON:-meson}
 sanitize_flags='-fno-sanitize-recover=all -g1'
+exec 9>"$work/lib.lock"
+flock 9
 if [ ! -f "$work/lib/build.ninja" ]; then
   CC=$CC CXX=$CXX "$meson" setup "$work/lib" "$source_root" \
     -Doverride=false -Dtests=false -Dbenchmarks=false \
@@ -45,16 +61,17 @@ if [ ! -f "$work/lib/build.ninja" ]; then
     || { cat "$work/setup.log"; exit 1; }
 fi
 ninja -C "$work/lib" libpcmalloc.a >"$work/ninja.log" || { cat "$work/ninja.log"; exit 1; }
+flock -u 9
 
 "$CXX" -std=c++20 -g -O1 -fsanitize=fuzzer,address,undefined $sanitize_flags \
-  -I "$source_root/include" "$source_root/tests/fuzz/heap_fuzz.cpp" "$work/lib/libpcmalloc.a" \
-  -pthread -o "$work/heap_fuzz.new"
-mv "$work/heap_fuzz.new" "$work/heap_fuzz"
+  -I "$source_root/include" "$source_root/tests/fuzz/$target.cpp" "$work/lib/libpcmalloc.a" \
+  -pthread -o "$work/$target.new"
+mv "$work/$target.new" "$work/$target"
 
-mkdir -p "$work/corpus"
+mkdir -p "$work/$corpus"
 if [ $# -eq 0 ]; then set -- -max_total_time=60; fi
 cd "$work"   # crash-*, leak-*, timeout-* and fuzz-*.log land here
 export ASAN_OPTIONS=${ASAN_OPTIONS:-abort_on_error=0:detect_leaks=1}
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-halt_on_error=1:print_stacktrace=1}
-exec "$work/heap_fuzz" -timeout=30 -rss_limit_mb=4096 -print_final_stats=1 -error_exitcode=1 -timeout_exitcode=1 "$@" \
-  "$work/corpus" "$source_root/tests/fuzz/corpus"
+exec "$work/$target" -timeout=30 -rss_limit_mb=4096 -print_final_stats=1 -error_exitcode=1 -timeout_exitcode=1 "$@" \
+  "$work/$corpus" "$source_root/tests/fuzz/$corpus"
