@@ -185,8 +185,13 @@ template <class P>
 concept two_element_tuple = requires { std::tuple_size<std::remove_cvref_t<P>>::value; } &&
                             (std::tuple_size<std::remove_cvref_t<P>>::value == 2);
 
+// A key or value that may stay in a free node and take the next one by
+// assignment: a capacity keeper, or plain data (trivially copyable and
+// assignable, so assigning is constructing: no references, no const members,
+// no atomics).
 template <class T>
-inline constexpr bool keepable = recycle::keeps_capacity_v<T> || std::is_trivially_destructible_v<T>;
+inline constexpr bool keepable = recycle::keeps_capacity_v<T> ||
+                                 (std::is_trivially_copyable_v<T> && std::is_copy_assignable_v<T>);
 
 }  // namespace node_table_detail
 
@@ -348,6 +353,7 @@ class node_table {
     if constexpr (traits::propagate_on_container_copy_assignment::value) {
       if (allocator_ != other.allocator_) {
         free_storage();
+        reset_storage();
         allocator_ = other.allocator_;
       }
     }
@@ -502,6 +508,7 @@ class node_table {
   // An index of at least n slots (and enough for size()).
   void rehash(size_type n) {
     single_user_scope scope(debug_, user_check_, this, sizeof *this, misuse_texts);
+    if (n > max_size()) throw std::length_error("pcm::node_map: rehash() beyond max_size()");
     const size_type groups = std::max<size_type>((n + group::slots - 1) / group::slots, 1);
     rebuild_index(std::max(std::bit_ceil(groups), groups_for(size_)));
   }

@@ -6,23 +6,26 @@
 #include <cstddef>
 #include <cstring>
 #include <functional>
+#include <string>
 #include <string_view>
 #include <type_traits>
 #include <utility>
+#include <vector>
 
 namespace pcm::recycle {
 
-// A type whose value lives in storage it owns and keeps across assignment
-// (std::basic_string, std::vector...): worth keeping constructed when its
-// entry goes away. Other types with a destructor (a shared_ptr, a file
-// handle) are destroyed as the standard containers destroy them: keeping
-// them would keep what they own alive. Specialise for your own types.
+// A type whose value lives in storage it owns and keeps across assignment,
+// and that owns nothing else: std::basic_string, and std::vector of plain
+// data. Worth keeping constructed when its entry goes away. Other types with
+// a destructor (a shared_ptr, a vector of unique_ptrs, a file handle) are
+// destroyed as the standard containers destroy them: keeping them would keep
+// what they own alive. Specialise for your own types.
 template <class T>
-struct keeps_capacity
-    : std::bool_constant<requires(T& t) {
-        t.capacity();
-        t.clear();
-      }> {};
+struct keeps_capacity : std::false_type {};
+template <class C, class Traits, class Allocator>
+struct keeps_capacity<std::basic_string<C, Traits, Allocator>> : std::true_type {};
+template <class E, class Allocator>
+struct keeps_capacity<std::vector<E, Allocator>> : std::bool_constant<std::is_trivially_copyable_v<E>> {};
 template <class T>
 inline constexpr bool keeps_capacity_v = keeps_capacity<T>::value;
 
