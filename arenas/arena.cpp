@@ -2,6 +2,7 @@
 
 #include <cstring>
 
+#include "free_object.hpp"
 #include "options.hpp"
 #include "page_map.hpp"
 #include "report.hpp"
@@ -28,13 +29,17 @@ constexpr std::uint32_t pages_for(std::size_t bytes) {
 unsigned take_from_slab(slab& s, void** out, unsigned count) {
   unsigned n = 0;
   while (n < count && s.free_list) {
-    free_object* object = s.free_list;
-    s.free_list = object->next;
+    void* object = s.free_list;
+    s.free_list = free_object::unlink(object, s.start, s.size_class);
     out[n++] = object;
   }
   const std::uint32_t size = size_classes[s.size_class].size;
-  while (n < count && s.bump < s.capacity)
-    out[n++] = reinterpret_cast<void*>(s.start + std::uintptr_t(s.bump++) * size);
+  while (n < count && s.bump < s.capacity) {
+    void* object = reinterpret_cast<void*>(s.start + std::uintptr_t(s.bump++) * size);
+    if (config.hardened) std::memset(object, 0, size);   // hardened.hpp: a free block reads as zero
+    free_marks::mark(object);
+    out[n++] = object;
+  }
   s.used += n;
   return n;
 }
@@ -154,9 +159,10 @@ void arena_core::flush_transfers(bool only_idle) noexcept {
 // Put one object back on its slab; move the slab between the bin's lists as
 // it stops being full or becomes empty. REQUIRES: b.lock held.
 void return_to_slab(arena_core& a, bin& b, slab* owner, void* object) {
-  auto* node = static_cast<free_object*>(object);
-  node->next = owner->free_list;
-  owner->free_list = node;
+  // Written while it sat in a cache or transfer stack: caught here.
+  if (!free_marks::is_marked(object)) [[unlikely]] free_marks::written_after_free("free", object);
+  free_object::link(object, owner->free_list);
+  owner->free_list = object;
   --owner->used;
   ++b.stats.objects_back;
   if (owner == b.current) return;

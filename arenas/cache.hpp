@@ -28,10 +28,20 @@ static_assert(offsetof(cache_bin, count) == 0 && offsetof(cache_bin, capacity) =
 inline constexpr unsigned cache_bins = first_class + small_class_count;
 inline constexpr unsigned cache_set_shift = 11;   // rseq.hpp indexes CPUs by shifting
 
+// Hardened mode (hardened.hpp): a thread's freed small blocks wait here, oldest
+// first out, before their cache sees them again.
+inline constexpr unsigned delay_slots = 64;
+struct delay_ring {
+  void* blocks[delay_slots];
+  std::uint32_t next;    // where the next block goes (the oldest when full)
+  std::uint32_t count;
+};
+
 struct cache_set {
   cache_bin bins[cache_bins];
   cache_set* next_thread;   // registry of thread caches (per-thread mode)
-  char padding[(1u << cache_set_shift) - cache_bins * sizeof(cache_bin) - sizeof(void*)];   // next_thread
+  delay_ring delayed;       // hardened mode only
+  char padding[(1u << cache_set_shift) - cache_bins * sizeof(cache_bin) - sizeof(void*) - sizeof(delay_ring)];
 };
 static_assert(sizeof(cache_set) == 1u << cache_set_shift);
 

@@ -68,12 +68,14 @@ char* usable_rseq_area(const arena_core& a) {
 }
 
 void* allocate_small(arena_core& a, unsigned cls) {
-  if (char* area = usable_rseq_area(a)) {
-    if (void* p = rseq::pop(area, &a.cpu_sets[0].bins[cls])) return p;
-    return detail::cpu_refill(a.cpu_sets, area, a, cls);
-  }
   void* p = nullptr;
-  return a.refill(cls, &p, 1) ? p : nullptr;
+  if (char* area = usable_rseq_area(a)) {
+    p = rseq::pop(area, &a.cpu_sets[0].bins[cls]);
+    if (!p) p = detail::cpu_refill(a.cpu_sets, area, a, cls);
+  } else if (!a.refill(cls, &p, 1)) {
+    p = nullptr;
+  }
+  return p ? free_marks::hand_out(p) : nullptr;
 }
 
 }  // namespace
@@ -172,6 +174,7 @@ counters read(arena_core& a) noexcept {
 namespace pcm::detail {
 
 void explicit_free_small(arena_core& owner, unsigned cls, void* p) noexcept {
+  free_marks::take_back(p, "free");
   if (owner.cpu_sets && current_cache_mode() == cache_mode::per_cpu) {
     char* area = rseq::area(rseq_offset);
     if (rseq::current_cpu(area) >= 0) {

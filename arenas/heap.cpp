@@ -2,6 +2,7 @@
 // Synchronisation: initialisation under init_lock (once); the thread-cache
 // registry under registry_lock; everything else is delegated to the arenas.
 #include "heap.hpp"
+#include "hardened.hpp"
 
 #include <cerrno>
 #include <cstring>
@@ -38,6 +39,14 @@ __thread cache_set* thread_cache __attribute__((tls_model("initial-exec"))) = &n
 
 namespace {
 using detail::thread_cache;
+// Hardened mode keeps thread_cache at no_cache, so that every inline fast path
+// misses into hardened.cpp, and the thread's real cache here.
+__thread cache_set* hardened_cache __attribute__((tls_model("initial-exec"))) = &no_cache;
+cache_set*& thread_slot() noexcept { return config.hardened ? hardened_cache : thread_cache; }
+// Explicit arenas' blocks are not hardened (their heap has its own entry points).
+bool hardened_block(const void* p) noexcept {
+  return config.hardened && !(page_map::lookup(p).size_class() & page_entry::explicit_flag);
+}
 
 mutex init_lock;
 std::atomic<bool> initialised{false};
@@ -97,6 +106,7 @@ using detail::set_up_bins;
 
 void thread_exit(void* value) {
   auto* set = static_cast<cache_set*>(value);
+  hardened::flush_delayed(*set);
   for (unsigned cls = first_class; cls < cache_bins; ++cls) {
     arena_source source{home_arena(), cls};
     bin_flush(set->bins[cls], source);
@@ -106,12 +116,12 @@ void thread_exit(void* value) {
     if (*link == set) { *link = set->next_thread; break; }
   set->next_thread = spare_sets;
   spare_sets = set;
-  thread_cache = &exited_cache;
+  thread_slot() = &exited_cache;
 }
 
 // This thread's own cache, made on first use; nullptr while the thread exits.
 cache_set* own_thread_cache() noexcept {
-  cache_set* set = thread_cache;
+  cache_set* set = thread_slot();
   if (set != &no_cache) return set == &exited_cache ? nullptr : set;
   set = nullptr;
   {
@@ -131,7 +141,7 @@ cache_set* own_thread_cache() noexcept {
     set->next_thread = live_threads;
     live_threads = set;
   }
-  thread_cache = set;
+  thread_slot() = set;
   pthread_setspecific(thread_key, set);
   return set;
 }
@@ -215,8 +225,8 @@ __attribute__((constructor)) void initialise_at_load() {
 std::size_t round_to_pages(std::size_t size) { return (size + os::page_size - 1) & ~(os::page_size - 1); }
 
 void* allocate_in_class(unsigned cls) noexcept {
-  if (void* p = detail::cache_pop(cls)) return p;
-  if (void* p = take_for_class(cls)) return p;
+  if (void* p = detail::cache_pop(cls)) return free_marks::hand_out(p);
+  if (void* p = take_for_class(cls)) return free_marks::hand_out(p);
   errno = ENOMEM;
   return nullptr;
 }
@@ -268,22 +278,50 @@ slab* checked_block(const char* operation, const void* p, page_entry e) noexcept
   return e.owner();
 }
 
+cache_set* own_cache_set() noexcept { return own_thread_cache(); }
+
 void* allocate_slow(std::size_t size) noexcept {
   if (!initialised.load(std::memory_order_acquire)) [[unlikely]] {
     ensure_initialised();
     return allocate(size);
   }
-  if (size <= small_max) return allocate_in_class(size_to_class(size));
+  if (config.hardened) [[unlikely]] return hardened::allocate(size, 16);
+  return allocate_block(size, 16);
+}
+
+// One dispatch for every block: a small object (of the size's class, or of
+// one whose objects fall on the alignment), a large run, or a huge mapping.
+void* allocate_block(std::size_t size, std::size_t alignment) noexcept {
+  if (size <= small_max && alignment <= os::page_size) {
+    unsigned cls = alignment <= 16 ? size_to_class(size) : aligned_small_class(size, alignment);
+    if (cls) return allocate_in_class(cls);
+  }
   arenas::decay_tick(false);
+  const std::size_t run_alignment = alignment > os::page_size ? alignment : os::page_size;
   void* p = nullptr;
-  if (size <= large_max) p = home_arena().allocate_large(size, os::page_size, false);
-  else if (size < (std::size_t(1) << 46)) p = allocate_huge(size, os::page_size);
+  if (size <= large_max && run_alignment <= chunk_bytes / 4 && round_to_pages(size) + run_alignment <= chunk_bytes)
+    p = home_arena().allocate_large(size, run_alignment, false);
+  else if (size < (std::size_t(1) << 46) && alignment < (std::size_t(1) << 40))
+    p = allocate_huge(size, run_alignment);
   if (!p) errno = ENOMEM;
   return p;
 }
 
+void free_block(void* p, page_entry e) noexcept {
+  slab* s = checked_block("free", p, e);
+  unsigned cls = e.size_class();
+  if (is_small_class(cls)) {
+    free_marks::take_back(p, "free");
+    return give_back_small(cls, p);
+  }
+  if (cls == page_entry::huge_class) free_huge(s);
+  else s->owner->free_large(s);
+  arenas::decay_tick(false);
+}
+
 void deallocate_slow(void* p, page_entry e) noexcept {
   if (!p) return;
+  if (config.hardened && !(e.size_class() & page_entry::explicit_flag)) [[unlikely]] return hardened::deallocate(p, 0, false);
   slab* s = checked_block("free", p, e);
   unsigned cls = e.size_class();
   if (cls & page_entry::explicit_flag) return explicit_free_small(*s->owner, cls & ~page_entry::explicit_flag, p);
@@ -301,6 +339,7 @@ void ensure_initialised() noexcept {
   if (initialised.load(std::memory_order_relaxed)) return;
   if (os::kernel_page_size() != os::page_size) fatal("this build needs %zu-byte pages", os::page_size);
   load_options_from_environment();
+  free_marks::secret = os::random_word();   // before the first object is carved
   os::set_map_limit(config.limit_bytes);   // before the first mapping: metadata counts too
   unsigned cpus = os::cpu_count();
   arenas::init(config.arenas ? config.arenas : 4 * cpus);
@@ -311,7 +350,8 @@ void ensure_initialised() noexcept {
   pthread_key_create(&thread_key, thread_exit);
   cache_mode chosen = cache_mode::per_thread;
   std::ptrdiff_t offset = 0;
-  if (config.percpu && rseq::supported && cpus <= rseq::max_cpus && os::rseq_available(&offset) &&
+  // Hardened: per-thread caches behind hardened.cpp (thread_slot() above).
+  if (!config.hardened && config.percpu && rseq::supported && cpus <= rseq::max_cpus && os::rseq_available(&offset) &&
       rseq::current_cpu(rseq::area(offset)) >= 0) {
     auto* slots = static_cast<void**>(base::allocate(std::size_t(cpus) * slots_per_set * sizeof(void*)));
     if (slots) {
@@ -326,7 +366,8 @@ void ensure_initialised() noexcept {
 
 cache_mode current_cache_mode() noexcept { ensure_initialised(); return mode; }
 const char* cache_mode_name() noexcept {
-  return current_cache_mode() == cache_mode::per_cpu ? "per-cpu (rseq)" : "per-thread";
+  if (current_cache_mode() == cache_mode::per_cpu) return "per-cpu (rseq)";
+  return config.hardened ? "per-thread (hardened)" : "per-thread";
 }
 
 unsigned current_cpu() noexcept {
@@ -340,14 +381,14 @@ unsigned current_cpu() noexcept {
 void* allocate_zeroed(std::size_t count, std::size_t size) noexcept {
   std::size_t total;
   if (__builtin_mul_overflow(count, size, &total)) { errno = ENOMEM; return nullptr; }
-  if (total > small_max && total <= large_max) {
+  if (total > small_max && total <= large_max && !config.hardened) {
     ensure_initialised();
     void* p = home_arena().allocate_large(total, os::page_size, true);
     if (!p) errno = ENOMEM;
     return p;
   }
   void* p = allocate(total);   // huge blocks are fresh mappings: already zero
-  if (p && total <= small_max) std::memset(p, 0, total);
+  if (p && (total <= small_max || config.hardened)) std::memset(p, 0, total);
   return p;
 }
 
@@ -355,20 +396,14 @@ void* allocate_aligned(std::size_t alignment, std::size_t size) noexcept {
   if (alignment == 0 || (alignment & (alignment - 1))) { errno = EINVAL; return nullptr; }
   if (alignment <= 16) return allocate(size);
   ensure_initialised();
-  if (size <= small_max && alignment <= os::page_size)
-    if (unsigned cls = aligned_small_class(size, alignment)) return allocate_in_class(cls);
-  void* p = nullptr;
-  if (size <= large_max && alignment <= chunk_bytes / 4 && round_to_pages(size) + alignment <= chunk_bytes)
-    p = home_arena().allocate_large(size, alignment, false);
-  else if (size < (std::size_t(1) << 46) && alignment < (std::size_t(1) << 40))
-    p = allocate_huge(size, alignment);
-  if (!p) errno = ENOMEM;
-  return p;
+  if (config.hardened) [[unlikely]] return hardened::allocate(size, alignment);
+  return detail::allocate_block(size, alignment);
 }
 
 void* reallocate(void* p, std::size_t size) noexcept {
   if (!p) return allocate(size);
   if (size == 0) { deallocate(p); return nullptr; }   // as glibc: free, return NULL
+  if (hardened_block(p)) [[unlikely]] return hardened::reallocate(p, size);
   page_entry e = page_map::lookup(p);
   slab* s = detail::checked_block("realloc", p, e);
   unsigned cls = e.size_class() & ~page_entry::explicit_flag;
@@ -396,6 +431,7 @@ void* reallocate(void* p, std::size_t size) noexcept {
 
 std::size_t usable_size(const void* p) noexcept {
   if (!p) return 0;
+  if (hardened_block(p)) [[unlikely]] return hardened::usable_size(p);
   page_entry e = page_map::lookup(p);
   slab* s = detail::checked_block("malloc_usable_size", p, e);
   unsigned cls = e.size_class() & ~page_entry::explicit_flag;
@@ -403,6 +439,7 @@ std::size_t usable_size(const void* p) noexcept {
 }
 
 bool owns(const void* p) noexcept {
+  if (hardened_block(p)) [[unlikely]] return hardened::owns(p);
   page_entry e = page_map::lookup(p);
   unsigned cls = e.size_class() & ~page_entry::explicit_flag;
   if (cls == 0) return false;
@@ -423,7 +460,22 @@ void* block_start(const void* p) noexcept {
   return reinterpret_cast<void*>(slab_start + index * size_classes[cls].size);
 }
 
-void deallocate_sized(void* p, std::size_t) noexcept { deallocate(p); }
+void deallocate_sized(void* p, std::size_t size, bool exact) noexcept {
+  if (p && hardened_block(p)) [[unlikely]] return hardened::deallocate(p, size, exact);
+  page_entry e = page_map::lookup(p);
+  unsigned cls = e.size_class() & ~page_entry::explicit_flag;
+  if (cls != 0 && owns(p)) {
+    bool fits;
+    if (is_small_class(cls)) fits = size <= size_classes[cls].size && (!exact || size_to_class(size) == cls);
+    else fits = size <= e.owner()->bytes && (!exact || (size > small_max && size > e.owner()->bytes / 2));
+    if (!fits) [[unlikely]] {
+      if (is_small_class(cls) && free_marks::is_marked(p)) free_marks::double_free("delete", p);
+      fatal("sized free or delete(%p, %zu): invalid size: the block holds %zu bytes (a delete through the wrong type?)",
+            p, size, is_small_class(cls) ? std::size_t(size_classes[cls].size) : e.owner()->bytes);
+    }
+  }
+  deallocate(p);
+}
 
 void flush_thread_cache() noexcept {
   ensure_initialised();
@@ -438,8 +490,9 @@ void flush_thread_cache() noexcept {
       } while (n == 64);
     }
   }
-  cache_set* set = thread_cache;
+  cache_set* set = thread_slot();
   if (set != &no_cache && set != &exited_cache) {
+    hardened::flush_delayed(*set);
     for (unsigned cls = first_class; cls < cache_bins; ++cls) {
       arena_source source{home_arena(), cls};
       bin_flush(set->bins[cls], source);

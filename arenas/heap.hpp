@@ -2,10 +2,14 @@
 // resources) calls. The fast paths are inline here; all else is in heap.cpp.
 //
 //   allocate(size):   size <= 32 KiB -> class (table or bit math) -> pop this
-//                     CPU's (or thread's) bin -> done. ~20 instructions, one
-//                     likely test on the size and one on the pop.
+//                     CPU's (or thread's) bin -> erase the free mark
+//                     (free_object.hpp) -> done.
 //   deallocate(p):    page map (two loads) -> class and object-start check ->
-//                     push onto this CPU's (or thread's) bin -> done.
+//                     refuse a marked (already free) object, mark it -> push
+//                     onto this CPU's (or thread's) bin -> done.
+// Budgets (tests/core/fastpath_size_test.py, x86-64): the longest hit path of
+// malloc is 41 instructions with gcc 12 (45 with clang 14), of free 77 (74),
+// with no call and no atomic; the free mark is 1 of malloc's and 5 of free's.
 // Anything else (empty or full bin, large, huge, foreign pointers, first use)
 // tail-calls a noinline slow path.
 #pragma once
@@ -13,6 +17,7 @@
 #include <cstdint>
 
 #include "cache.hpp"
+#include "free_object.hpp"
 #include "page_map.hpp"
 #include "rseq.hpp"
 #include "size_class.hpp"
@@ -48,6 +53,14 @@ std::size_t slots_per_cache_set() noexcept;
 // explicit_arena.cpp: a small object of an explicit arena freed through free().
 void explicit_free_small(arena_core& owner, unsigned cls, void* p) noexcept;
 [[gnu::noinline]] void deallocate_slow(void* p, page_entry e) noexcept;
+// The blocks under the entry points (what hardened.cpp builds on): a block of
+// at least `size` bytes at `alignment` (nullptr, errno ENOMEM, on failure); and
+// the free of a block's start, checked as free() checks it.
+void* allocate_block(std::size_t size, std::size_t alignment) noexcept;
+void free_block(void* p, page_entry e) noexcept;
+// This thread's own cache set (per-thread mode), made on first use; nullptr
+// while the thread exits.
+cache_set* own_cache_set() noexcept;
 
 [[gnu::always_inline]] inline void* cache_pop(unsigned cls) noexcept {
   if (mode == cache_mode::per_cpu) [[likely]]
@@ -80,15 +93,18 @@ void explicit_free_small(arena_core& owner, unsigned cls, void* p) noexcept;
 [[gnu::always_inline]] inline void* allocate(std::size_t size) noexcept {
   if (size <= small_max) [[likely]] {
     void* p = detail::cache_pop(size_to_class(size));
-    if (p) [[likely]] return p;
+    if (p) [[likely]] return free_marks::hand_out(p);
   }
   return detail::allocate_slow(size);
 }
 
+// A small object's mark is checked and written before the push: a double free
+// never reaches a cache (free_object.hpp).
 [[gnu::always_inline]] inline void deallocate(void* p) noexcept {
   page_entry e = page_map::lookup(p);
   unsigned cls = e.size_class();
   if (is_small_class(cls) && detail::is_object_start(p, e, cls)) [[likely]] {
+    free_marks::take_back(p, "free");
     if (detail::cache_push(cls, p)) [[likely]] return;
   }
   detail::deallocate_slow(p, e);
@@ -104,7 +120,11 @@ bool owns(const void* p) noexcept;                  // p is the start of a live-
 // The start of the block of ours that contains p (small blocks: any byte; large
 // and huge blocks: their first page), or nullptr.
 void* block_start(const void* p) noexcept;
-void deallocate_sized(void* p, std::size_t size) noexcept;
+// `size` must fit the block; when `exact` (operator delete of a plain operator
+// new) it must also be one that allocate() puts in this block's class (small)
+// or more than half of the block (large and huge).
+// A mismatch is reported and aborts.
+void deallocate_sized(void* p, std::size_t size, bool exact) noexcept;
 
 cache_mode current_cache_mode() noexcept;
 const char* cache_mode_name() noexcept;

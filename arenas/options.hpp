@@ -18,6 +18,11 @@ struct options {
   bool stats_print = false;               // print statistics at exit
   bool stats_json = false;                // ... as JSON
   std::uint64_t limit_bytes = 0;          // hard cap on bytes mapped (os::set_map_limit); 0: none
+  // Release library, hardened mode (hardened.hpp): canaries on every block,
+  // freed small blocks zeroed and checked, their reuse delayed.
+  bool hardened = false;
+  std::uint32_t hardened_delay = 64;      // freed small blocks held per thread before reuse (max 64)
+  bool hardened_zero = true;              // zero freed small blocks; check they stay zero
 
   // Debug library only (libpcmalloc-debug.so); ignored by the release library.
   bool guard = false;                     // every block on its own pages between guard pages

@@ -1,6 +1,7 @@
 // A slab: a run of pages holding objects of one small size class, or (with
 // objects == 1) a large run or a huge mapping. The descriptor lives in base
-// metadata, out of band; only free objects carry a link (their first word).
+// metadata, out of band; only free objects carry a link and a mark in their
+// first two words (free_object.hpp).
 // Synchronisation: a small slab belongs to one arena bin and is touched only
 // under that bin's lock; large/huge descriptors under their arena's page lock.
 #pragma once
@@ -14,12 +15,10 @@ struct chunk;
 
 enum class slab_kind : std::uint8_t { small, large, huge };
 
-struct free_object { free_object* next; };
-
 struct slab {
   std::uintptr_t start = 0;       // first byte of the first page
   std::size_t bytes = 0;          // pages * page size (huge: mapped bytes)
-  free_object* free_list = nullptr;
+  void* free_list = nullptr;       // free_object::link'ed, newest first
   std::uint32_t bump = 0;         // objects below this index were handed out once
   std::uint32_t used = 0;         // objects out of the slab (in caches or in use)
   std::uint32_t capacity = 0;     // objects per slab

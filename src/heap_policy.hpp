@@ -28,7 +28,11 @@ struct release_heap {
   }
   static void* allocate_zeroed(std::size_t c, std::size_t n) noexcept { return pcm::allocate_zeroed(c, n); }
   [[gnu::always_inline]] static void deallocate(void* p, request) noexcept { pcm::deallocate(p); }
-  [[gnu::always_inline]] static void deallocate_sized(void* p, std::size_t n, request) noexcept { pcm::deallocate_sized(p, n); }
+  // operator delete's size is the one given to operator new (exact); the
+  // malloc family's (free_sized, pmr) may be smaller than a block realloc kept.
+  [[gnu::always_inline]] static void deallocate_sized(void* p, std::size_t n, request r, bool aligned = false) noexcept {
+    pcm::deallocate_sized(p, n, r != request::malloc_family && !aligned);
+  }
   static void* reallocate(void* p, std::size_t n) noexcept { return pcm::reallocate(p, n); }
   static std::size_t usable_size(const void* p) noexcept { return pcm::usable_size(p); }
   static bool owns(const void* p) noexcept { return pcm::owns(p); }
@@ -52,7 +56,7 @@ struct debug_heap {
     return debug::allocate(total, 16, debug::alloc_kind::malloc_family, true);
   }
   static void deallocate(void* p, request r) noexcept { debug::deallocate(p, kind(r), 0, operation(r)); }
-  static void deallocate_sized(void* p, std::size_t n, request r) noexcept { debug::deallocate(p, kind(r), n, operation(r)); }
+  static void deallocate_sized(void* p, std::size_t n, request r, bool = false) noexcept { debug::deallocate(p, kind(r), n, operation(r)); }
   static void* reallocate(void* p, std::size_t n) noexcept { return debug::reallocate(p, n); }
   static std::size_t usable_size(const void* p) noexcept { return debug::usable_size(p); }
   static bool owns(const void* p) noexcept { return debug::owns(p); }

@@ -92,5 +92,5 @@ PCM_NEW void operator delete(void* p, al) noexcept { heap::deallocate(p, one); }
 PCM_NEW void operator delete[](void* p, al) noexcept { heap::deallocate(p, many); }
 PCM_NEW void operator delete(void* p, al, nt) noexcept { heap::deallocate(p, one); }
 PCM_NEW void operator delete[](void* p, al, nt) noexcept { heap::deallocate(p, many); }
-PCM_NEW void operator delete(void* p, std::size_t n, al) noexcept { heap::deallocate_sized(p, n, one); }
-PCM_NEW void operator delete[](void* p, std::size_t n, al) noexcept { heap::deallocate_sized(p, n, many); }
+PCM_NEW void operator delete(void* p, std::size_t n, al) noexcept { heap::deallocate_sized(p, n, one, true); }
+PCM_NEW void operator delete[](void* p, std::size_t n, al) noexcept { heap::deallocate_sized(p, n, many, true); }

@@ -59,6 +59,9 @@ inline constexpr unsigned max_cpu_ids = 1024;
 unsigned cpu_id_limit() noexcept;
 unsigned current_cpu() noexcept;          // getcpu(); 0 when unknown
 std::uint64_t now_ms() noexcept;          // coarse monotonic clock
+// 64 bits from the kernel's random pool (getrandom), or from the clock and the
+// address space layout when that fails: secrets that need not be perfect.
+std::uint64_t random_word() noexcept;
 std::uint64_t resident_bytes() noexcept;  // this process's RSS from /proc/self/statm
 
 void futex_wait(std::uint32_t* word, std::uint32_t expected) noexcept;

@@ -9,6 +9,7 @@
 #include <linux/futex.h>
 #include <sched.h>
 #include <sys/mman.h>
+#include <sys/random.h>
 #include <csignal>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -241,6 +242,17 @@ std::uint64_t now_ms() noexcept {
   timespec ts;
   clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
   return static_cast<std::uint64_t>(ts.tv_sec) * 1000u + static_cast<std::uint64_t>(ts.tv_nsec) / 1000000u;
+}
+
+std::uint64_t random_word() noexcept {
+  std::uint64_t word = 0;
+  // GRND_NONBLOCK: early in boot the pool may not be ready; never wait for it.
+  if (getrandom(&word, sizeof word, GRND_NONBLOCK) == sizeof word && word != 0) return word;
+  timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  word = static_cast<std::uint64_t>(ts.tv_nsec) * 0x9e3779b97f4a7c15u ^ reinterpret_cast<std::uintptr_t>(&ts) ^
+         (reinterpret_cast<std::uintptr_t>(&random_word) << 16);
+  return word | 1;
 }
 
 std::uint64_t resident_bytes() noexcept {

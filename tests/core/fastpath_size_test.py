@@ -15,13 +15,17 @@ import sys
 
 # Instructions in the whole body (padding nops not counted), and on the longest
 # path from the entry to a `ret`, per compiler. Measured on x86-64, release build:
-#   gcc 12:   malloc 59 / 40, free 78 / 63
-#   clang 14: malloc 67 / 44, free 79 / 63
+#   gcc 12:   malloc 60 / 41, free 96 / 77
+#   clang 14: malloc 68 / 45, free 96 / 74
+# (Before the free marks of arenas/free_object.hpp: gcc 59 / 40 and 82 / 66,
+# clang 67 / 44 and 79 / 63. The double-free check and mark are 5 instructions
+# on free's hit path and the erase 1 on malloc's; the rest of free's growth is
+# the two cache modes' paths joining after the shared check.)
 # The budgets leave a few instructions of room; raise them only with a reason in
 # the commit message. Another compiler: counts printed, only calls and atomics fail.
 BUDGETS = {
-    'gcc': {'malloc': {'body': 64, 'hit_path': 42}, 'free': {'body': 82, 'hit_path': 66}},
-    'clang': {'malloc': {'body': 72, 'hit_path': 46}, 'free': {'body': 84, 'hit_path': 66}},
+    'gcc': {'malloc': {'body': 64, 'hit_path': 43}, 'free': {'body': 100, 'hit_path': 80}},
+    'clang': {'malloc': {'body': 72, 'hit_path': 47}, 'free': {'body': 100, 'hit_path': 78}},
 }
 UNLIMITED = {'body': 10**9, 'hit_path': 10**9}
 SYMBOLS = ('malloc', 'free')

@@ -15,12 +15,12 @@ import sys
 LAYERS = [
     ['platform/platform.hpp', 'platform/platform_linux.cpp'],
     ['size_class.hpp', 'lock.hpp', 'report.hpp', 'report.cpp', 'options.hpp', 'options.cpp', 'sanitizer.hpp'],
-    ['base.hpp', 'base.cpp', 'page_map.hpp', 'page_map.cpp', 'slab.hpp'],
+    ['base.hpp', 'base.cpp', 'page_map.hpp', 'page_map.cpp', 'slab.hpp', 'free_object.hpp', 'free_object.cpp'],
     ['page_runs.hpp', 'page_runs.cpp'],
     ['arena.hpp', 'arena.cpp'],
     ['cache.hpp'],
     ['rseq.hpp'],
-    ['heap.hpp', 'heap.cpp'],
+    ['heap.hpp', 'heap.cpp', 'hardened.hpp', 'hardened.cpp'],
     # Built on the heap's entry points (both include heap.hpp); not yet in
     # arenas/README.md's table.
     ['explicit_arena.hpp', 'explicit_arena.cpp', 'stats.hpp', 'stats.cpp'],
