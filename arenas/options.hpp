@@ -27,7 +27,7 @@ struct options {
   // Debug library only (libpcmalloc-debug.so); ignored by the release library.
   bool guard = false;                     // every block on its own pages between guard pages
   std::uint64_t quarantine_bytes = 64ull << 20;   // freed blocks held back, poisoned
-  bool abort_on_error = false;            // stop at the first report
+  bool abort_on_error = true;             // stop at the first report (README: why)
   std::uint32_t error_exit_code = 23;     // exit status when errors were reported
   bool leaks = true;                      // report blocks still live at exit
   bool report_json = false;               // reports as JSON lines instead of text

@@ -29,7 +29,7 @@ namespace pcm::debug {
 namespace {
 
 constexpr unsigned char canary_byte = 0xCB;   // around every block
-constexpr unsigned char freed_byte = 0xDF;    // over every freed block
+constexpr unsigned char freed_byte = 0xDF;    // over every freed block but its first word
 constexpr std::size_t redzone = 16;           // at least this much canary on each side
 constexpr unsigned max_frames = 64;
 
@@ -230,6 +230,23 @@ void release_block(block_record* r) {
   }
 }
 
+// A freed block reads as freed_byte, except its first word, which reads as
+// zero: a stale pointer to the block then holds null links and counts, and
+// operator delete[] on it reads an array cookie of no elements (0xDFDF...
+// elements kept a double delete[] running destructors until its report).
+constexpr std::size_t zeroed_head = 8;
+void poison_freed(unsigned char* user, std::size_t size) {
+  std::size_t zeroed = size < zeroed_head ? size : zeroed_head;
+  std::memset(user, 0, zeroed);
+  std::memset(user + zeroed, freed_byte, size - zeroed);
+}
+// First byte of [user + from, user + from + n) that poison_freed did not write.
+const unsigned char* first_unpoisoned(const unsigned char* user, std::size_t from, std::size_t n) {
+  for (; from < zeroed_head && n > 0; ++from, --n)
+    if (user[from] != 0) return user + from;
+  return n ? first_mismatch(user + from, n, freed_byte) : nullptr;
+}
+
 // A block leaving quarantine (or checked at exit): still poisoned?
 // Leaving quarantine, a block is cold (the whole quarantine went through the
 // cache since it was freed): reading all of it back doubled the memory traffic
@@ -242,10 +259,10 @@ void verify_freed(block_record& r, const char* what, bool whole) {
   auto* user = reinterpret_cast<const unsigned char*>(r.user);
   const unsigned char* bad = nullptr;
   if (whole || r.size <= checked_head + checked_tail) {
-    bad = first_mismatch(user, r.size, freed_byte);
+    bad = first_unpoisoned(user, 0, r.size);
   } else {
-    bad = first_mismatch(user, checked_head, freed_byte);
-    if (!bad) bad = first_mismatch(user + r.size - checked_tail, checked_tail, freed_byte);
+    bad = first_unpoisoned(user, 0, checked_head);
+    if (!bad) bad = first_unpoisoned(user, r.size - checked_tail, checked_tail);
   }
   if (bad) {
     report({error_kind::use_after_free, what, reinterpret_cast<std::uintptr_t>(bad), &r});
@@ -854,7 +871,7 @@ void deallocate(void* p, alloc_kind kind, std::size_t sized, const char* operati
   if (r->guarded) {
     os::protect_none(r->raw, r->raw_bytes);
   } else {
-    std::memset(p, freed_byte, r->size);
+    poison_freed(static_cast<unsigned char*>(p), r->size);
   }
   quarantine_push(r);
 }

@@ -10,7 +10,9 @@ work=$(mktemp -d "${TMPDIR:-/tmp}/pcm-debug-report.XXXXXX")
 trap 'rm -rf "$work"' EXIT
 fail() { echo "FAILED: $*"; exit 1; }
 run() {   # run CONF CASE: stdout, stderr, status into $work/out, err, status
-  PCMALLOC_CONF="$1" LD_PRELOAD="$lib" "$program" "$2" >"$work/out" 2>"$work/err"
+  local conf=$1
+  [[ $conf == *abort_on_error* ]] || conf="abort_on_error:false,$conf"   # the default stops at the first
+  PCMALLOC_CONF="$conf" LD_PRELOAD="$lib" "$program" "$2" >"$work/out" 2>"$work/err"
   echo $? >"$work/status"
 }
 
