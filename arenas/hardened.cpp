@@ -16,8 +16,9 @@ namespace {
 
 constexpr std::size_t header_bytes = 16, canary_bytes = 8;
 constexpr std::uint64_t freed_size = ~std::uint64_t(0);
-// Blocks aligned beyond a page carry no header (the caller's bytes would start
-// on a page the page map does not name); their descriptor says so instead.
+// Large and huge blocks aligned to a page or more carry no header (the
+// caller's bytes would start on a page the page map does not name); their
+// descriptor says so instead.
 constexpr std::size_t unhardened = std::size_t(1) << 63;
 
 // Keys per block: the process secret mixed with the caller's address.
@@ -87,14 +88,17 @@ void release(void* slot) noexcept { detail::free_block(slot, page_map::lookup(sl
 }  // namespace
 
 void* allocate(std::size_t size, std::size_t alignment) noexcept {
-  if (alignment > os::page_size) {
-    void* p = detail::allocate_block(size, alignment);
-    if (p) page_map::lookup(p).owner()->requested = size | unhardened;
-    return p;
-  }
   const std::size_t offset = alignment > header_bytes ? alignment : header_bytes;
   std::size_t raw;
   if (__builtin_add_overflow(size, offset + canary_bytes, &raw)) { errno = ENOMEM; return nullptr; }
+  const bool small_slot = raw <= small_max && alignment <= os::page_size;   // a slab's pages are all mapped
+  if (offset >= os::page_size && !small_slot) {
+    // The caller's bytes would start on a later page of a run or mapping,
+    // which the page map does not name: no header, the descriptor says so.
+    void* p = detail::allocate_block(size > small_max ? size : small_max + 1, alignment);
+    if (p) page_map::lookup(p).owner()->requested = size | unhardened;
+    return p;
+  }
   auto* slot = static_cast<char*>(detail::allocate_block(raw, alignment));
   if (!slot) return nullptr;
   page_entry e = page_map::lookup(slot);

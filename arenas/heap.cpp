@@ -43,10 +43,14 @@ using detail::thread_cache;
 // misses into hardened.cpp, and the thread's real cache here.
 __thread cache_set* hardened_cache __attribute__((tls_model("initial-exec"))) = &no_cache;
 cache_set*& thread_slot() noexcept { return config.hardened ? hardened_cache : thread_cache; }
-// Explicit arenas' blocks are not hardened (their heap has its own entry points).
-bool hardened_block(const void* p) noexcept {
-  return config.hardened && !(page_map::lookup(p).size_class() & page_entry::explicit_flag);
+// Explicit arenas' blocks are not hardened (their heap has its own entry
+// points): small ones carry the flag, large and huge ones name their arena.
+bool explicit_block(page_entry e) noexcept {
+  unsigned cls = e.size_class();
+  if (cls & page_entry::explicit_flag) return true;
+  return cls != 0 && e.owner()->owner && e.owner()->owner->is_explicit;
 }
+bool hardened_block(const void* p) noexcept { return config.hardened && !explicit_block(page_map::lookup(p)); }
 
 mutex init_lock;
 std::atomic<bool> initialised{false};
@@ -321,7 +325,7 @@ void free_block(void* p, page_entry e) noexcept {
 
 void deallocate_slow(void* p, page_entry e) noexcept {
   if (!p) return;
-  if (config.hardened && !(e.size_class() & page_entry::explicit_flag)) [[unlikely]] return hardened::deallocate(p, 0, false);
+  if (config.hardened && !explicit_block(e)) [[unlikely]] return hardened::deallocate(p, 0, false);
   slab* s = checked_block("free", p, e);
   unsigned cls = e.size_class();
   if (cls & page_entry::explicit_flag) return explicit_free_small(*s->owner, cls & ~page_entry::explicit_flag, p);

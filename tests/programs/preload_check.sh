@@ -10,7 +10,8 @@ plain=$("$exe")
 preloaded=$(LD_PRELOAD="$lib${LD_PRELOAD:+:$LD_PRELOAD}" "$exe")
 printf 'plain:\n%s\npreloaded:\n%s\n' "$plain" "$preloaded"
 
-if [[ ,${PCMALLOC_CONF:-}, =~ ,percpu:(false|0), ]]; then expected="per-thread"
+if [[ ,${PCMALLOC_CONF:-}, =~ ,hardened:(true|1), ]]; then expected="per-thread (hardened)"
+elif [[ ,${PCMALLOC_CONF:-}, =~ ,percpu:(false|0), ]]; then expected="per-thread"
 elif grep -q '^glibc rseq: registered$' <<<"$preloaded"; then expected="per-cpu (rseq)"
 else expected="per-thread"
 fi
