@@ -19,6 +19,7 @@ namespace pcm {
 namespace detail {
 cache_mode mode = cache_mode::uninitialised;
 std::ptrdiff_t rseq_offset = 0;
+void (*sampled_free_hook)(void*, std::uint32_t) = nullptr;
 alignas(64) cache_set cpu_caches[rseq::max_cpus];
 }  // namespace detail
 
@@ -288,6 +289,10 @@ void deallocate_slow(void* p, page_entry e) noexcept {
   unsigned cls = e.size_class();
   if (cls & page_entry::explicit_flag) return explicit_free_small(*s->owner, cls & ~page_entry::explicit_flag, p);
   if (is_small_class(cls)) return give_back_small(cls, p);
+  if (s->sample) [[unlikely]] {
+    sampled_free_hook(p, s->sample);
+    s->sample = 0;
+  }
   if (cls == page_entry::huge_class) free_huge(s);
   else s->owner->free_large(s);
   arenas::decay_tick(false);
@@ -376,6 +381,8 @@ void* reallocate(void* p, std::size_t size) noexcept {
   if (is_small_class(cls)) {
     old_usable = size_classes[cls].size;
     if (size <= old_usable && size >= old_usable / 2) return p;   // fits, not too wasteful
+  } else if (s->sample) [[unlikely]] {
+    old_usable = s->bytes;   // a sampled block moves: its record keeps the size it was sampled at
   } else if (cls == page_entry::huge_class) {
     old_usable = s->bytes;
     if (size > large_max) {
@@ -424,6 +431,19 @@ void* block_start(const void* p) noexcept {
 }
 
 void deallocate_sized(void* p, std::size_t) noexcept { deallocate(p); }
+
+void* allocate_sampled(std::size_t size, std::size_t alignment, bool zero, std::uint32_t sample) noexcept {
+  ensure_initialised();
+  if (alignment < os::page_size) alignment = os::page_size;
+  void* p = nullptr;
+  if (size <= large_max && alignment <= chunk_bytes / 4 && round_to_pages(size) + alignment <= chunk_bytes)
+    p = home_arena().allocate_large(size, alignment, zero);
+  else if (size < (std::size_t(1) << 46) && alignment < (std::size_t(1) << 40))
+    p = allocate_huge(size, alignment);   // a fresh mapping: already zero
+  if (!p) { errno = ENOMEM; return nullptr; }
+  page_map::lookup(p).owner()->sample = sample;   // before p escapes: no free can race with it
+  return p;
+}
 
 void flush_thread_cache() noexcept {
   ensure_initialised();

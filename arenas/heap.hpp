@@ -48,6 +48,9 @@ std::size_t slots_per_cache_set() noexcept;
 // explicit_arena.cpp: a small object of an explicit arena freed through free().
 void explicit_free_small(arena_core& owner, unsigned cls, void* p) noexcept;
 [[gnu::noinline]] void deallocate_slow(void* p, page_entry e) noexcept;
+// Sampled blocks (the heap profiler) are page runs whose descriptor holds a
+// sample number; freeing one calls this hook (set once, before any sample).
+extern void (*sampled_free_hook)(void* p, std::uint32_t sample) PCM_HIDDEN;
 
 [[gnu::always_inline]] inline void* cache_pop(unsigned cls) noexcept {
   if (mode == cache_mode::per_cpu) [[likely]]
@@ -105,6 +108,10 @@ bool owns(const void* p) noexcept;                  // p is the start of a live-
 // and huge blocks: their first page), or nullptr.
 void* block_start(const void* p) noexcept;
 void deallocate_sized(void* p, std::size_t size) noexcept;
+// A block of its own pages (a large run, or a huge mapping) tagged `sample`
+// (nonzero): its free never takes the fast path, so the profiler sees it
+// without any lookup on the frees of other blocks. nullptr when out of memory.
+void* allocate_sampled(std::size_t size, std::size_t alignment, bool zero, std::uint32_t sample) noexcept;
 
 cache_mode current_cache_mode() noexcept;
 const char* cache_mode_name() noexcept;

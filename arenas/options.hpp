@@ -19,6 +19,12 @@ struct options {
   bool stats_json = false;                // ... as JSON
   std::uint64_t limit_bytes = 0;          // hard cap on bytes mapped (os::set_map_limit); 0: none
 
+  // Heap profiling (release library; src/profile).
+  bool profile = false;                   // sample allocations, write profiles at exit
+  std::uint64_t profile_rate = 512 * 1024;   // mean bytes between samples (exponential)
+  char profile_file[256] = {};            // prefix of the exit profiles (default "pcmalloc-profile")
+  std::uint32_t profile_signal = 0;       // dump the profiles on this signal (0: none)
+
   // Debug library only (libpcmalloc-debug.so); ignored by the release library.
   bool guard = false;                     // every block on its own pages between guard pages
   std::uint64_t quarantine_bytes = 64ull << 20;   // freed blocks held back, poisoned
