@@ -96,16 +96,18 @@ std::uint32_t site_for(std::uint32_t stack) noexcept {   // REQUIRES: table_lock
 // The live heap as the peak profile, whenever it has grown by 1/256 since the
 // last copy: the peak profile is within 0.4 % of the true peak, and a growing
 // heap copies the sites about 256 times per doubling, not at every sample.
-void note_peak() noexcept {   // REQUIRES: table_lock
-  if (live_total <= peak_total) return;
-  peak_total = live_total;
-  if (live_total < peak_snapshot_total * (1.0 + 1.0 / 256)) return;
+void copy_live_to_peak() noexcept {   // REQUIRES: table_lock
   peak_snapshot_total = live_total;
   for (std::uint32_t i = 0; i < sites_used; ++i) {
     site& s = sites[used_sites[i]];
     s.peak_count = s.live_count;
     s.peak_bytes = s.live_bytes;
   }
+}
+void note_peak() noexcept {   // REQUIRES: table_lock
+  if (live_total <= peak_total) return;
+  peak_total = live_total;
+  if (live_total >= peak_snapshot_total * (1.0 + 1.0 / 256)) copy_live_to_peak();
 }
 
 void* plain(std::size_t size, std::size_t alignment, bool zero) noexcept {
@@ -197,6 +199,7 @@ int dump_locked(const char* prefix) noexcept {
   snapshot shot{};
   {
     lock_guard guard(table_lock);
+    if (live_total > peak_snapshot_total) copy_live_to_peak();   // at the peak now
     for (std::uint32_t i = 0; i < sites_used; ++i) copy[i] = sites[used_sites[i]];
     shot = {copy, sites_used, std::uint64_t(rate), live_total, peak_snapshot_total, alloc_total, samples, dropped};
   }
