@@ -17,11 +17,15 @@ import sys
 # path from the entry to a `ret`, per compiler. Measured on x86-64, release build:
 #   gcc 12:   malloc 59 / 40, free 78 / 63
 #   clang 14: malloc 67 / 44, free 79 / 63
+# The heap profiler's flag (src/heap_policy.hpp: one cmpb and one jne before
+# the size test while profiling is off) took gcc's malloc to 70 / 45 (the
+# block layout moved too); clang's budget is raised by the same amount,
+# not measured.
 # The budgets leave a few instructions of room; raise them only with a reason in
 # the commit message. Another compiler: counts printed, only calls and atomics fail.
 BUDGETS = {
-    'gcc': {'malloc': {'body': 64, 'hit_path': 42}, 'free': {'body': 82, 'hit_path': 66}},
-    'clang': {'malloc': {'body': 72, 'hit_path': 46}, 'free': {'body': 84, 'hit_path': 66}},
+    'gcc': {'malloc': {'body': 74, 'hit_path': 47}, 'free': {'body': 82, 'hit_path': 66}},
+    'clang': {'malloc': {'body': 83, 'hit_path': 51}, 'free': {'body': 84, 'hit_path': 66}},
 }
 UNLIMITED = {'body': 10**9, 'hit_path': 10**9}
 SYMBOLS = ('malloc', 'free')
