@@ -377,12 +377,14 @@ void* reallocate(void* p, std::size_t size) noexcept {
   page_entry e = page_map::lookup(p);
   slab* s = detail::checked_block("realloc", p, e);
   unsigned cls = e.size_class() & ~page_entry::explicit_flag;
+  if (s->sample) [[unlikely]] {   // the old size is freed; the new one may be sampled anew (tag_sampled)
+    detail::sampled_free_hook(p, s->sample);
+    s->sample = 0;
+  }
   std::size_t old_usable;
   if (is_small_class(cls)) {
     old_usable = size_classes[cls].size;
     if (size <= old_usable && size >= old_usable / 2) return p;   // fits, not too wasteful
-  } else if (s->sample) [[unlikely]] {
-    old_usable = s->bytes;   // a sampled block moves: its record keeps the size it was sampled at
   } else if (cls == page_entry::huge_class) {
     old_usable = s->bytes;
     if (size > large_max) {
@@ -431,6 +433,16 @@ void* block_start(const void* p) noexcept {
 }
 
 void deallocate_sized(void* p, std::size_t) noexcept { deallocate(p); }
+
+bool tag_sampled(void* p, std::uint32_t sample) noexcept {
+  page_entry e = page_map::lookup(p);
+  unsigned cls = e.size_class();
+  if (cls == 0 || is_small_class(cls) || (cls & page_entry::explicit_flag) ||
+      e.owner()->start != reinterpret_cast<std::uintptr_t>(p))
+    return false;
+  e.owner()->sample = sample;
+  return true;
+}
 
 void* allocate_sampled(std::size_t size, std::size_t alignment, bool zero, std::uint32_t sample) noexcept {
   ensure_initialised();

@@ -112,6 +112,9 @@ void deallocate_sized(void* p, std::size_t size) noexcept;
 // (nonzero): its free never takes the fast path, so the profiler sees it
 // without any lookup on the frees of other blocks. nullptr when out of memory.
 void* allocate_sampled(std::size_t size, std::size_t alignment, bool zero, std::uint32_t sample) noexcept;
+// Tags a block of the caller's that is already a page run or huge mapping
+// (a large realloc's result, resized in place); false for any other block.
+bool tag_sampled(void* p, std::uint32_t sample) noexcept;
 
 cache_mode current_cache_mode() noexcept;
 const char* cache_mode_name() noexcept;

@@ -120,7 +120,10 @@ void write_signal_dump() noexcept;
 // A sampled block of `size` bytes, or nullptr with *recorded false when the
 // allocation is not to be sampled after all (the caller then allocates plainly).
 // Always inlined into the noinline entry points: the stack starts two frames up.
-[[gnu::always_inline]] inline void* sampled_block(std::size_t size, std::size_t alignment, bool zero, bool* recorded) noexcept {
+// With `old` (realloc of a block to a large size): the core reallocates it, in
+// place or by mremap when it can, and the result is tagged.
+[[gnu::always_inline]] inline void* sampled_block(std::size_t size, std::size_t alignment, bool zero, bool* recorded,
+                                                  void* old = nullptr) noexcept {
   *recorded = false;
   bool first = !self.started;
   std::int64_t owed = bytes_until_sample;     // already charged with `size`
@@ -157,8 +160,15 @@ void write_signal_dump() noexcept;
   }
   void* p_block = nullptr;
   if (index) {
-    p_block = pcm::allocate_sampled(size, alignment, zero, index);
-    if (!p_block) {   // out of memory: take the sample back
+    bool tagged;
+    if (old) {
+      p_block = pcm::reallocate(old, size);
+      tagged = p_block && pcm::tag_sampled(p_block, index);   // (sizes above small_max: always)
+    } else {
+      p_block = pcm::allocate_sampled(size, alignment, zero, index);
+      tagged = p_block != nullptr;
+    }
+    if (!tagged) {   // out of memory: take the sample back
       lock_guard guard(table_lock);
       const record& r = records[index - 1];
       site& s = sites[r.site];
@@ -292,6 +302,10 @@ void* allocate(std::size_t size, std::size_t alignment, bool zero) noexcept {
 void* reallocate(void* p, std::size_t size) noexcept {
   if (!p || size == 0) return pcm::reallocate(p, size);
   bool recorded;
+  if (size > small_max) {   // grown or moved by the core (mremap for huge blocks), then tagged
+    void* q = sampled_block(size, 16, false, &recorded, p);
+    return recorded ? q : pcm::reallocate(p, size);
+  }
   void* q = sampled_block(size, 16, false, &recorded);
   if (!recorded) return pcm::reallocate(p, size);
   if (!q) return nullptr;   // the old block stays valid
