@@ -24,6 +24,7 @@ struct options {
   std::uint64_t profile_rate = 512 * 1024;   // mean bytes between samples (exponential)
   char profile_file[256] = {};            // prefix of the exit profiles (default "pcmalloc-profile")
   std::uint32_t profile_signal = 0;       // dump the profiles on this signal (0: none)
+  bool profile_symbols = true;            // file:line through addr2line in dumps (false: ELF symbols only)
 
   // Debug library only (libpcmalloc-debug.so); ignored by the release library.
   bool guard = false;                     // every block on its own pages between guard pages

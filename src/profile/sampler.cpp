@@ -269,6 +269,7 @@ __attribute__((constructor)) void start_profiler() {
   used_sites = static_cast<std::uint32_t*>(map_zeroed(std::size_t(site_slots) * sizeof(std::uint32_t)));
   if (!records || !sites || !used_sites) return;
   rate = config.profile_rate ? double(config.profile_rate) : 1.0;
+  if (!config.profile_symbols) debug::set_addr2line_path(nullptr);   // no addr2line child at a dump
   pcm::detail::sampled_free_hook = sampled_free;
   pcm::add_fork_hooks(fork_prepare, fork_parent, fork_child);
   if (config.profile_signal) {
