@@ -50,7 +50,7 @@ block_view check(const char* operation, const void* p) noexcept {
   if (!b.slot) invalid_pointer(operation, p, "points into a slab's unused tail");
   b.usable = b.small ? size_classes[cls].size : e.owner()->bytes;
   auto offset = std::size_t(user - b.slot);
-  if (!b.small && offset == 0 && (e.owner()->requested & unhardened)) {
+  if (!b.small && offset == 0 && ((e.owner()->requested & unhardened) || e.owner()->sample)) {   // or the profiler's
     b.has_header = false;
     b.size = e.owner()->requested & ~unhardened;
     return b;
@@ -172,7 +172,7 @@ bool owns(const void* p) noexcept {
   auto* user = static_cast<const char*>(p);
   auto* slot = static_cast<const char*>(block_start(p));
   if (!slot) return false;
-  if (!is_small_class(e.size_class()) && user == slot) return (e.owner()->requested & unhardened) != 0;
+  if (!is_small_class(e.size_class()) && user == slot) return (e.owner()->requested & unhardened) || e.owner()->sample;
   if (user - slot < std::ptrdiff_t(header_bytes) || load(user - 8) != std::uint64_t(user - slot)) return false;
   std::uint64_t size = load(user - 16) ^ key(user, 0) ^ (std::uint64_t(user - slot) << 48);
   return size != freed_size && size <= std::uint64_t(-1) / 2;

@@ -20,6 +20,7 @@ namespace pcm {
 namespace detail {
 cache_mode mode = cache_mode::uninitialised;
 std::ptrdiff_t rseq_offset = 0;
+void (*sampled_free_hook)(void*, std::uint32_t) = nullptr;
 alignas(64) cache_set cpu_caches[rseq::max_cpus];
 }  // namespace detail
 
@@ -311,16 +312,23 @@ void* allocate_block(std::size_t size, std::size_t alignment) noexcept {
   return p;
 }
 
-void free_block(void* p, page_entry e) noexcept {
-  slab* s = checked_block("free", p, e);
-  unsigned cls = e.size_class();
-  if (is_small_class(cls)) {
-    free_marks::take_back(p, "free");
-    return give_back_small(cls, p);
+// A large run or a huge mapping goes back (a sampled one past the profiler first).
+void free_pages(void* p, slab* s, unsigned cls) noexcept {
+  if (s->sample) [[unlikely]] {
+    sampled_free_hook(p, s->sample);
+    s->sample = 0;
   }
   if (cls == page_entry::huge_class) free_huge(s);
   else s->owner->free_large(s);
   arenas::decay_tick(false);
+}
+
+void free_block(void* p, page_entry e) noexcept {
+  slab* s = checked_block("free", p, e);
+  unsigned cls = e.size_class();
+  if (!is_small_class(cls)) return free_pages(p, s, cls);
+  free_marks::take_back(p, "free");
+  give_back_small(cls, p);
 }
 
 void deallocate_slow(void* p, page_entry e) noexcept {
@@ -330,9 +338,7 @@ void deallocate_slow(void* p, page_entry e) noexcept {
   unsigned cls = e.size_class();
   if (cls & page_entry::explicit_flag) return explicit_free_small(*s->owner, cls & ~page_entry::explicit_flag, p);
   if (is_small_class(cls)) return give_back_small(cls, p);
-  if (cls == page_entry::huge_class) free_huge(s);
-  else s->owner->free_large(s);
-  arenas::decay_tick(false);
+  free_pages(p, s, cls);
 }
 
 }  // namespace detail
@@ -411,6 +417,10 @@ void* reallocate(void* p, std::size_t size) noexcept {
   page_entry e = page_map::lookup(p);
   slab* s = detail::checked_block("realloc", p, e);
   unsigned cls = e.size_class() & ~page_entry::explicit_flag;
+  if (s->sample) [[unlikely]] {   // the old size is freed; the new one may be sampled anew (tag_sampled)
+    detail::sampled_free_hook(p, s->sample);
+    s->sample = 0;
+  }
   std::size_t old_usable;
   if (is_small_class(cls)) {
     old_usable = size_classes[cls].size;
@@ -471,7 +481,8 @@ void deallocate_sized(void* p, std::size_t size, bool exact) noexcept {
   if (cls != 0 && owns(p)) {
     bool fits;
     if (is_small_class(cls)) fits = size <= size_classes[cls].size && (!exact || size_to_class(size) == cls);
-    else fits = size <= e.owner()->bytes && (!exact || (size > small_max && size > e.owner()->bytes / 2));
+    else fits = size <= e.owner()->bytes &&   // a sampled block of any size is a page run of its own
+                (!exact || e.owner()->sample || (size > small_max && size > e.owner()->bytes / 2));
     if (!fits) [[unlikely]] {
       if (is_small_class(cls) && free_marks::is_marked(p)) free_marks::double_free("delete", p);
       fatal("sized free or delete(%p, %zu): invalid size: the block holds %zu bytes (a delete through the wrong type?)",
@@ -479,6 +490,29 @@ void deallocate_sized(void* p, std::size_t size, bool exact) noexcept {
     }
   }
   deallocate(p);
+}
+
+bool tag_sampled(void* p, std::uint32_t sample) noexcept {
+  page_entry e = page_map::lookup(p);
+  unsigned cls = e.size_class();
+  if (cls == 0 || is_small_class(cls) || (cls & page_entry::explicit_flag) ||
+      e.owner()->start != reinterpret_cast<std::uintptr_t>(p))
+    return false;
+  e.owner()->sample = sample;
+  return true;
+}
+
+void* allocate_sampled(std::size_t size, std::size_t alignment, bool zero, std::uint32_t sample) noexcept {
+  ensure_initialised();
+  if (alignment < os::page_size) alignment = os::page_size;
+  void* p = nullptr;
+  if (size <= large_max && alignment <= chunk_bytes / 4 && round_to_pages(size) + alignment <= chunk_bytes)
+    p = home_arena().allocate_large(size, alignment, zero);
+  else if (size < (std::size_t(1) << 46) && alignment < (std::size_t(1) << 40))
+    p = allocate_huge(size, alignment);   // a fresh mapping: already zero
+  if (!p) { errno = ENOMEM; return nullptr; }
+  page_map::lookup(p).owner()->sample = sample;   // before p escapes: no free can race with it
+  return p;
 }
 
 void flush_thread_cache() noexcept {

@@ -8,8 +8,10 @@
 //                     refuse a marked (already free) object, mark it -> push
 //                     onto this CPU's (or thread's) bin -> done.
 // Budgets (tests/core/fastpath_size_test.py, x86-64): the longest hit path of
-// malloc is 41 instructions with gcc 12 (45 with clang 14), of free 77 (74),
-// with no call and no atomic; the free mark is 1 of malloc's and 5 of free's.
+// malloc() is 46 instructions with gcc 12 (52 with clang 14), of free() 77
+// (74), with no call and no atomic; of these, the free mark is 1 of malloc's
+// and 5 of free's, the heap profiler's off switch (src/heap_policy.hpp) 5 of
+// malloc's.
 // Anything else (empty or full bin, large, huge, foreign pointers, first use)
 // tail-calls a noinline slow path.
 #pragma once
@@ -61,6 +63,9 @@ void free_block(void* p, page_entry e) noexcept;
 // This thread's own cache set (per-thread mode), made on first use; nullptr
 // while the thread exits.
 cache_set* own_cache_set() noexcept;
+// Sampled blocks (the heap profiler) are page runs whose descriptor holds a
+// sample number; freeing one calls this hook (set once, before any sample).
+extern void (*sampled_free_hook)(void* p, std::uint32_t sample) PCM_HIDDEN;
 
 [[gnu::always_inline]] inline void* cache_pop(unsigned cls) noexcept {
   if (mode == cache_mode::per_cpu) [[likely]]
@@ -125,6 +130,13 @@ void* block_start(const void* p) noexcept;
 // or more than half of the block (large and huge).
 // A mismatch is reported and aborts.
 void deallocate_sized(void* p, std::size_t size, bool exact) noexcept;
+// A block of its own pages (a large run, or a huge mapping) tagged `sample`
+// (nonzero): its free never takes the fast path, so the profiler sees it
+// without any lookup on the frees of other blocks. nullptr when out of memory.
+void* allocate_sampled(std::size_t size, std::size_t alignment, bool zero, std::uint32_t sample) noexcept;
+// Tags a block of the caller's that is already a page run or huge mapping
+// (a large realloc's result, resized in place); false for any other block.
+bool tag_sampled(void* p, std::uint32_t sample) noexcept;
 
 cache_mode current_cache_mode() noexcept;
 const char* cache_mode_name() noexcept;

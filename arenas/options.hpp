@@ -24,6 +24,13 @@ struct options {
   std::uint32_t hardened_delay = 64;      // freed small blocks held per thread before reuse (max 64)
   bool hardened_zero = true;              // zero freed small blocks; check they stay zero
 
+  // Heap profiling (release library; src/profile).
+  bool profile = false;                   // sample allocations, write profiles at exit
+  std::uint64_t profile_rate = 512 * 1024;   // mean bytes between samples (exponential)
+  char profile_file[256] = {};            // prefix of the exit profiles (default "pcmalloc-profile")
+  std::uint32_t profile_signal = 0;       // dump the profiles on this signal (0: none)
+  bool profile_symbols = true;            // file:line through addr2line in dumps (false: ELF symbols only)
+
   // Debug library only (libpcmalloc-debug.so); ignored by the release library.
   bool guard = false;                     // every block on its own pages between guard pages
   std::uint64_t quarantine_bytes = 64ull << 20;   // freed blocks held back, poisoned

@@ -31,7 +31,8 @@ struct slab {
   chunk* home = nullptr;          // the chunk whose pages this slab uses (small/large)
   std::uint32_t first_page = 0;   // index of the first page within its chunk
   std::uint32_t pages = 0;
-  std::size_t requested = 0;      // huge: bytes the caller asked for (stats)
+  std::uint32_t sample = 0;       // large/huge: the heap profiler's record + 1 (0: not sampled)
+  std::size_t requested = 0;      // large, huge: bytes the caller asked for (stats; bit 63: hardened.cpp's "no header")
 
   bool full() const noexcept { return free_list == nullptr && bump == capacity; }
   bool empty() const noexcept { return used == 0; }

@@ -4,6 +4,8 @@
 #include "arena.hpp"
 #include "entry_points.hpp"
 
+#include <cerrno>
+
 using namespace pcm::entry;
 
 extern "C" {
@@ -28,4 +30,13 @@ void pcm_purge(void) { pcm::purge_all(); }
 unsigned pcm_arena_count(void) { pcm::ensure_initialised(); return pcm::arenas::count(); }
 unsigned pcm_cpu_count(void) { return pcm::os::cpu_count(); }
 unsigned pcm_current_cpu(void) { return pcm::current_cpu(); }
+int pcm_profile_dump(const char* prefix) {
+#if PCM_DEBUG
+  (void)prefix;
+  errno = ENOTSUP;   // the debug library keeps its own records; it does not sample
+  return -1;
+#else
+  return pcm::profile::dump(prefix);
+#endif
+}
 }

@@ -5,7 +5,7 @@
 
 #if PCM_DEBUG
 #include "debug/reporter.hpp"
-#include "debug/stack_trace.hpp"
+#include "trace/stack_trace.hpp"
 #endif
 
 extern "C" {

@@ -6,6 +6,7 @@
 #include <cstddef>
 
 #include "heap.hpp"
+#include "profile/sampler.hpp"
 
 #ifndef PCM_DEBUG
 #define PCM_DEBUG 0
@@ -20,20 +21,38 @@ namespace pcm {
 // How a block was asked for; the debug heap checks that it is given back the same way.
 enum class request : unsigned char { malloc_family, new_scalar, new_array };
 
+// With profiling off (the default) each allocating entry costs one load and
+// one well-predicted branch more; frees cost nothing (sampled blocks reach
+// the core's slow path on their own).
 struct release_heap {
   static constexpr bool debug = false;
-  [[gnu::always_inline]] static void* allocate(std::size_t n, request) noexcept { return pcm::allocate(n); }
+  [[gnu::always_inline]] static void* allocate(std::size_t n, request) noexcept {
+    if (profile::enabled) [[unlikely]]
+      if (profile::sample_due(n)) return profile::keep_frame(profile::allocate(n, 16, false));
+    return pcm::allocate(n);
+  }
   [[gnu::always_inline]] static void* allocate_aligned(std::size_t a, std::size_t n, request) noexcept {
+    if (profile::enabled) [[unlikely]]
+      if (a && !(a & (a - 1)) && profile::sample_due(n)) return profile::keep_frame(profile::allocate(n, a, false));
     return pcm::allocate_aligned(a, n);
   }
-  static void* allocate_zeroed(std::size_t c, std::size_t n) noexcept { return pcm::allocate_zeroed(c, n); }
+  [[gnu::always_inline]] static void* allocate_zeroed(std::size_t c, std::size_t n) noexcept {
+    std::size_t total;
+    if (profile::enabled && !__builtin_mul_overflow(c, n, &total)) [[unlikely]]
+      if (profile::sample_due(total)) return profile::keep_frame(profile::allocate(total, 16, true));
+    return pcm::allocate_zeroed(c, n);
+  }
   [[gnu::always_inline]] static void deallocate(void* p, request) noexcept { pcm::deallocate(p); }
   // operator delete's size is the one given to operator new (exact); the
   // malloc family's (free_sized, pmr) may be smaller than a block realloc kept.
   [[gnu::always_inline]] static void deallocate_sized(void* p, std::size_t n, request r, bool aligned = false) noexcept {
     pcm::deallocate_sized(p, n, r != request::malloc_family && !aligned);
   }
-  static void* reallocate(void* p, std::size_t n) noexcept { return pcm::reallocate(p, n); }
+  [[gnu::always_inline]] static void* reallocate(void* p, std::size_t n) noexcept {
+    if (profile::enabled) [[unlikely]]
+      if (profile::sample_due(n)) return profile::keep_frame(profile::reallocate(p, n));
+    return pcm::reallocate(p, n);
+  }
   static std::size_t usable_size(const void* p) noexcept { return pcm::usable_size(p); }
   static bool owns(const void* p) noexcept { return pcm::owns(p); }
 };

@@ -40,6 +40,11 @@ PCM_API int pcm_owns(const void* p);             /* 1 if p is the start of a blo
 PCM_API const char* pcm_cache_mode(void);        /* "per-cpu (rseq)" or "per-thread" */
 PCM_API void pcm_thread_flush(void);             /* give back this thread's / CPU's cached objects */
 PCM_API void pcm_purge(void);                    /* flush, then return all free pages to the OS now */
+/* Heap profiling (PCMALLOC_CONF=profile:true): writes PREFIX.heap.pb.gz,
+   .peak.pb.gz, .alloc.pb.gz (pprof), PREFIX.heap and .peak.heap (google-pprof's
+   legacy text), PREFIX.*.folded (flame graph input) and PREFIX.txt (top sites).
+   Returns 0, or -1 with errno (ENOTSUP when profiling is off or in the debug library). */
+PCM_API int pcm_profile_dump(const char* prefix);
 PCM_API unsigned pcm_arena_count(void);
 PCM_API unsigned pcm_cpu_count(void);            /* CPU ids are below this */
 PCM_API unsigned pcm_current_cpu(void);          /* this thread's CPU now (rseq when available) */

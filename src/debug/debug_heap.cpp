@@ -20,8 +20,8 @@
 #include "options.hpp"
 #include "platform/platform.hpp"
 #include "reporter.hpp"
-#include "stack_trace.hpp"
-#include "symbolize.hpp"
+#include "trace/stack_trace.hpp"
+#include "trace/symbolize.hpp"
 
 extern "C" void* __libc_stack_end;
 

@@ -10,8 +10,8 @@
 #include "lock.hpp"
 #include "options.hpp"
 #include "platform/platform.hpp"
-#include "stack_trace.hpp"
-#include "symbolize.hpp"
+#include "trace/stack_trace.hpp"
+#include "trace/symbolize.hpp"
 #include "text_writer.hpp"
 
 extern "C" void* __libc_stack_end;

@@ -15,17 +15,19 @@ import sys
 
 # Instructions in the whole body (padding nops not counted), and on the longest
 # path from the entry to a `ret`, per compiler. Measured on x86-64, release build:
-#   gcc 12:   malloc 60 / 41, free 96 / 77
-#   clang 14: malloc 68 / 45, free 96 / 74
-# (Before the free marks of arenas/free_object.hpp: gcc 59 / 40 and 82 / 66,
-# clang 67 / 44 and 79 / 63. The double-free check and mark are 5 instructions
-# on free's hit path and the erase 1 on malloc's; the rest of free's growth is
-# the two cache modes' paths joining after the shared check.)
+#   gcc 12:   malloc 71 / 46, free 96 / 77
+#   clang 14: malloc 81 / 52, free 96 / 74
+# Since the first round (gcc 59 / 40 and 82 / 66, clang 67 / 44 and 79 / 63):
+# the heap profiler's flag (src/heap_policy.hpp: one cmpb and one jne before
+# the size test while profiling is off, and the block layout that follows)
+# is 5 of malloc's hit path; the free mark (arenas/free_object.hpp) 1 of
+# malloc's and 5 of free's, the rest of free's growth the two cache modes'
+# paths joining after the shared check.
 # The budgets leave a few instructions of room; raise them only with a reason in
 # the commit message. Another compiler: counts printed, only calls and atomics fail.
 BUDGETS = {
-    'gcc': {'malloc': {'body': 64, 'hit_path': 43}, 'free': {'body': 100, 'hit_path': 80}},
-    'clang': {'malloc': {'body': 72, 'hit_path': 47}, 'free': {'body': 100, 'hit_path': 78}},
+    'gcc': {'malloc': {'body': 74, 'hit_path': 48}, 'free': {'body': 100, 'hit_path': 80}},
+    'clang': {'malloc': {'body': 84, 'hit_path': 54}, 'free': {'body': 100, 'hit_path': 77}},
 }
 UNLIMITED = {'body': 10**9, 'hit_path': 10**9}
 SYMBOLS = ('malloc', 'free')

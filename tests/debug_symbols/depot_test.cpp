@@ -12,8 +12,8 @@
 #include <doctest/doctest.h>
 
 #include "no_malloc.hpp"
-#include "stack_trace.hpp"
-#include "symbolize.hpp"
+#include "trace/stack_trace.hpp"
+#include "trace/symbolize.hpp"
 
 using debug_symbols_test::heap_forbidden_scope;
 using pcm::debug::stack_depot_load;

@@ -9,8 +9,8 @@
 #include <unistd.h>
 
 #include "no_malloc.hpp"
-#include "stack_trace.hpp"
-#include "symbolize.hpp"
+#include "trace/stack_trace.hpp"
+#include "trace/symbolize.hpp"
 
 extern "C" {
 void* __libc_malloc(std::size_t);

@@ -11,8 +11,8 @@
 #include <doctest/doctest.h>
 
 #include "no_malloc.hpp"
-#include "stack_trace.hpp"
-#include "symbolize.hpp"
+#include "trace/stack_trace.hpp"
+#include "trace/symbolize.hpp"
 
 extern "C" unsigned call_through_library(unsigned (*callback)(void**, unsigned), void** frames, unsigned max_frames);
 extern "C" unsigned callback_line;

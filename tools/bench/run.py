@@ -82,6 +82,9 @@ def parse_arguments():
     parser.add_argument("--build", help="meson build folder (default: <repo>/build)")
     parser.add_argument("--allocators", default=DEFAULT_ALLOCATORS,
                         help=f"comma-separated, in order (default {DEFAULT_ALLOCATORS}); NAME=PATH adds another")
+    parser.add_argument("--conf", action="append", default=[], metavar="NAME=PCMALLOC_CONF",
+                        help="run allocator NAME with this PCMALLOC_CONF (repeatable); with NAME=PATH in "
+                             "--allocators the same library can run twice, e.g. profiling off and on")
     parser.add_argument("--baseline", default="mimalloc", help="allocator the ratios divide by (default mimalloc)")
     parser.add_argument("--timeout", type=float, help="seconds before a run is killed (default 120; 60 with --quick)")
     parser.add_argument("--list", action="store_true", help="print the workloads and exit")
@@ -182,10 +185,12 @@ def parse_fields(line):
     return fields
 
 
-def run_once(launcher, preload, command, timeout):
+def run_once(launcher, preload, command, timeout, conf=None):
     """One run through `launch`. Returns (sample dict, error string or None)."""
     env = dict(os.environ)
     env.pop("LD_PRELOAD", None)  # launch sets it for the workload only
+    if conf is not None:
+        env["PCMALLOC_CONF"] = conf
     with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
         process = subprocess.Popen([launcher, preload or "-", *command], stdout=out, stderr=err, env=env,
                                    start_new_session=True)
@@ -448,6 +453,10 @@ def main():
         fail(f"build folder {build} not found: meson setup {build} && ninja -C {build}")
     allocators = resolve_allocators(args.allocators, build)
     names = list(allocators)
+    confs = dict(item.partition("=")[::2] for item in args.conf)
+    for name in confs:
+        if name not in allocators:
+            fail(f"--conf {name}=...: no allocator named {name}")
     baseline = args.baseline
     if baseline not in allocators:
         fallback = "glibc" if "glibc" in allocators else names[0]
@@ -477,7 +486,8 @@ def main():
             shift = (round_index + case_index) % len(names)
             progress = []
             for name in names[shift:] + names[:shift]:
-                sample, error = run_once(str(launcher), allocators[name], entry["command"], args.timeout)
+                sample, error = run_once(str(launcher), allocators[name], entry["command"], args.timeout,
+                                         confs.get(name))
                 sample["round"] = round_index
                 if error:
                     sample["error"] = error
