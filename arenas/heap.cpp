@@ -475,7 +475,8 @@ void* block_start(const void* p) noexcept {
 }
 
 void deallocate_sized(void* p, std::size_t size, bool exact) noexcept {
-  if (p && hardened_block(p)) [[unlikely]] return hardened::deallocate(p, size, exact);
+  if (!p) return;
+  if (hardened_block(p)) [[unlikely]] return hardened::deallocate(p, size, exact);
   page_entry e = page_map::lookup(p);
   unsigned cls = e.size_class() & ~page_entry::explicit_flag;
   if (cls != 0 && owns(p)) {

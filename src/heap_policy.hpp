@@ -1,7 +1,7 @@
 // Which heap the front ends talk to, chosen at compile time: the core directly
 // (libpcmalloc) or the debug heap on top of it (libpcmalloc-debug, built from
 // the same sources with PCM_DEBUG=1). The release build carries none of the
-// debug work: no flags tested at run time.
+// debug work; it tests one flag at run time, the heap profiler's.
 #pragma once
 #include <cstddef>
 
@@ -27,19 +27,19 @@ enum class request : unsigned char { malloc_family, new_scalar, new_array };
 struct release_heap {
   static constexpr bool debug = false;
   [[gnu::always_inline]] static void* allocate(std::size_t n, request) noexcept {
-    if (profile::enabled) [[unlikely]]
-      if (profile::sample_due(n)) return profile::keep_frame(profile::allocate(n, 16, false));
+    if (profile::enabled && profile::sample_due(n)) [[unlikely]]
+      return profile::keep_frame(profile::allocate(n, 16, false));
     return pcm::allocate(n);
   }
   [[gnu::always_inline]] static void* allocate_aligned(std::size_t a, std::size_t n, request) noexcept {
-    if (profile::enabled) [[unlikely]]
-      if (a && !(a & (a - 1)) && profile::sample_due(n)) return profile::keep_frame(profile::allocate(n, a, false));
+    if (profile::enabled && a && !(a & (a - 1)) && profile::sample_due(n)) [[unlikely]]
+      return profile::keep_frame(profile::allocate(n, a, false));
     return pcm::allocate_aligned(a, n);
   }
   [[gnu::always_inline]] static void* allocate_zeroed(std::size_t c, std::size_t n) noexcept {
     std::size_t total;
-    if (profile::enabled && !__builtin_mul_overflow(c, n, &total)) [[unlikely]]
-      if (profile::sample_due(total)) return profile::keep_frame(profile::allocate(total, 16, true));
+    if (profile::enabled && !__builtin_mul_overflow(c, n, &total) && profile::sample_due(total)) [[unlikely]]
+      return profile::keep_frame(profile::allocate(total, 16, true));
     return pcm::allocate_zeroed(c, n);
   }
   [[gnu::always_inline]] static void deallocate(void* p, request) noexcept { pcm::deallocate(p); }
@@ -49,8 +49,8 @@ struct release_heap {
     pcm::deallocate_sized(p, n, r != request::malloc_family && !aligned);
   }
   [[gnu::always_inline]] static void* reallocate(void* p, std::size_t n) noexcept {
-    if (profile::enabled) [[unlikely]]
-      if (profile::sample_due(n)) return profile::keep_frame(profile::reallocate(p, n));
+    if (profile::enabled && profile::sample_due(n)) [[unlikely]]
+      return profile::keep_frame(profile::reallocate(p, n));
     return pcm::reallocate(p, n);
   }
   static std::size_t usable_size(const void* p) noexcept { return pcm::usable_size(p); }

@@ -9,6 +9,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstdio>
+#include <cmath>
 #include <cstring>
 #include <ctime>
 #include <fcntl.h>
@@ -49,7 +50,7 @@ struct bytes {
     return true;
   }
   void put(const void* p, std::size_t n) {
-    if (!reserve(n)) return;
+    if (n == 0 || !reserve(n)) return;
     std::memcpy(data + size, p, n);
     size += n;
   }
@@ -93,7 +94,7 @@ class string_table {
         field_bytes(out_, 6, text, n);   // Profile.string_table
         return e.index;
       }
-      if (e.hash == h && e.length == n && std::memcmp(text_.data + e.offset, text, n) == 0) return e.index;
+      if (e.hash == h && e.length == n && (n == 0 || std::memcmp(text_.data + e.offset, text, n) == 0)) return e.index;
     }
   }
 
@@ -106,7 +107,7 @@ class string_table {
     capacity_ = capacity_ ? capacity_ * 2 : 4096;
     slots_ = static_cast<entry*>(os::map(slot_bytes()));
     if (!slots_) { slots_ = old; capacity_ = old_capacity; return false; }
-    for (std::size_t i = 0; i < old_capacity; ++i) {
+    for (std::size_t i = 0; old && i < old_capacity; ++i) {
       if (!old[i].used) continue;
       std::size_t s = old[i].hash & (capacity_ - 1);
       while (slots_[s].used) s = (s + 1) & (capacity_ - 1);
@@ -207,14 +208,14 @@ void frame_name(const debug::frame_info& f, char* out, std::size_t size) {
 enum class kind { live, peak, allocated };
 double count_of(const site& s, kind k) { return k == kind::live ? s.live_count : k == kind::peak ? s.peak_count : s.alloc_count; }
 double bytes_of(const site& s, kind k) { return k == kind::live ? s.live_bytes : k == kind::peak ? s.peak_bytes : s.alloc_bytes; }
-std::uint64_t rounded(double v) { return v > 0 ? std::uint64_t(v + 0.5) : 0; }
+std::uint64_t rounded(double v) { return v > 0 ? std::uint64_t(std::llround(v)) : 0; }
 
 struct dump_state {
   const snapshot& shot;
   frames_table frames;
-  std::uint32_t* stack_start;    // per site: first index into stack_frames
-  std::uint32_t* stack_depth;
-  std::uint32_t* stack_frames;   // frame-table indices, leaf first
+  std::uint32_t* stack_start = nullptr;    // per site: first index into stack_frames
+  std::uint32_t* stack_depth = nullptr;
+  std::uint32_t* stack_frames = nullptr;   // frame-table indices, leaf first
   std::size_t mapped_bytes = 0;
   void* mapped = nullptr;
   explicit dump_state(const snapshot& s) : shot(s) {}

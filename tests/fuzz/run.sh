@@ -3,13 +3,15 @@
 #
 #   tests/fuzz/run.sh SOURCE_ROOT WORK_DIR [TARGET] [libFuzzer options...]
 #
-# TARGET: heap_fuzz (the default) or node_map_fuzz, built from TARGET.cpp.
+# TARGET: heap_fuzz (the default), node_map_fuzz or misuse_fuzz, built from
+# TARGET.cpp.
 # WORK_DIR/lib is a meson build of libpcmalloc.a with clang, -Doverride=false
 # (the sanitizers keep malloc; the fuzzer calls pcm_* and pcm::), ASan+UBSan and
 # libFuzzer's coverage, shared by the targets (built under a lock, so that two
 # runs at once build it once); WORK_DIR/TARGET links it with TARGET.cpp. New
-# inputs go to WORK_DIR/corpus (heap_fuzz) or WORK_DIR/node_map_corpus; the
-# seeds, only read, are tests/fuzz/corpus and tests/fuzz/node_map_corpus.
+# inputs go to WORK_DIR/corpus (heap_fuzz), WORK_DIR/node_map_corpus or
+# WORK_DIR/misuse_corpus; the seeds, only read, are the same folders under
+# tests/fuzz.
 # Without options: a smoke run of 60 s. A long run, for instance:
 #   tests/fuzz/run.sh . build/fuzz -max_total_time=1200 -jobs=1
 #   tests/fuzz/run.sh . build/fuzz node_map_fuzz -max_total_time=1200
@@ -29,6 +31,7 @@ fi
 case $target in
   heap_fuzz) corpus=corpus ;;
   node_map_fuzz) corpus=node_map_corpus ;;
+  misuse_fuzz) corpus=misuse_corpus ;;
   *) echo "run.sh: unknown target '$target'"; exit 2 ;;
 esac
 mkdir -p "$work"
@@ -65,7 +68,7 @@ flock -u 9
 
 "$CXX" -std=c++20 -g -O1 -fsanitize=fuzzer,address,undefined $sanitize_flags \
   -I "$source_root/include" "$source_root/tests/fuzz/$target.cpp" "$work/lib/libpcmalloc.a" \
-  -pthread -o "$work/$target.new"
+  -pthread -lunwind -o "$work/$target.new"
 mv "$work/$target.new" "$work/$target"
 
 mkdir -p "$work/$corpus"
