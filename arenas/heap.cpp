@@ -276,8 +276,11 @@ void* allocate_slow(std::size_t size) noexcept {
   if (size <= small_max) return allocate_in_class(size_to_class(size));
   arenas::decay_tick(false);
   void* p = nullptr;
-  if (size <= large_max) p = home_arena().allocate_large(size, os::page_size, false);
-  else if (size < (std::size_t(1) << 46)) p = allocate_huge(size, os::page_size);
+  if (size <= large_max) {
+    p = home_arena().allocate_large(size, os::page_size, false);
+    // Refused a chunk (limit_bytes, no memory): kept huge ranges may free enough.
+    if (!p && release_cached_huge(0, true)) p = home_arena().allocate_large(size, os::page_size, false);
+  } else if (size < (std::size_t(1) << 46)) p = allocate_huge(size, os::page_size);
   if (!p) errno = ENOMEM;
   return p;
 }
@@ -346,7 +349,13 @@ void* allocate_zeroed(std::size_t count, std::size_t size) noexcept {
     if (!p) errno = ENOMEM;
     return p;
   }
-  void* p = allocate(total);   // huge blocks are fresh mappings: already zero
+  if (total > large_max && total < (std::size_t(1) << 46)) {
+    ensure_initialised();
+    void* p = allocate_huge(total, os::page_size, nullptr, true);   // zeroes only reused pages
+    if (!p) errno = ENOMEM;
+    return p;
+  }
+  void* p = allocate(total);
   if (p && total <= small_max) std::memset(p, 0, total);
   return p;
 }
