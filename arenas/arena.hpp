@@ -93,6 +93,13 @@ void free_to_slabs(void* const* objects, unsigned count) noexcept;
 void* allocate_huge(std::size_t size, std::size_t alignment, arena_core* owner = nullptr,
                     bool zero = false) noexcept;
 void free_huge(slab* block) noexcept;
+// A huge block's usable size: its request to the page. Its mapping (bytes)
+// is in 2 MiB steps, but a caller's usable size stays within a page of what
+// it asked for.
+inline std::size_t huge_usable_size(const slab* block) noexcept {
+  std::size_t usable = (block->requested + os::page_size - 1) & ~(os::page_size - 1);
+  return usable ? usable : os::page_size;
+}
 void* reallocate_huge(slab* block, std::size_t new_size) noexcept;
 
 struct huge_stats {

@@ -386,7 +386,7 @@ void* reallocate(void* p, std::size_t size) noexcept {
     old_usable = size_classes[cls].size;
     if (size <= old_usable && size >= old_usable / 2) return p;   // fits, not too wasteful
   } else if (cls == page_entry::huge_class) {
-    old_usable = s->bytes;
+    old_usable = huge_usable_size(s);
     if (size > large_max) {
       void* moved = reallocate_huge(s, size);
       if (!moved) errno = ENOMEM;
@@ -408,7 +408,8 @@ std::size_t usable_size(const void* p) noexcept {
   page_entry e = page_map::lookup(p);
   slab* s = detail::checked_block("malloc_usable_size", p, e);
   unsigned cls = e.size_class() & ~page_entry::explicit_flag;
-  return is_small_class(cls) ? size_classes[cls].size : s->bytes;
+  if (is_small_class(cls)) return size_classes[cls].size;
+  return cls == page_entry::huge_class ? huge_usable_size(s) : s->bytes;
 }
 
 bool owns(const void* p) noexcept {

@@ -4,6 +4,7 @@
 // kept memory still goes back (pcm_purge at once, decay by itself), counts
 // against limit_bytes and is given up when a mapping is refused, and the
 // cache's lock survives fork.
+#include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -37,12 +38,14 @@ long faults_to_touch(void* p, std::size_t n) {
 }  // namespace
 
 TEST_CASE("a freed huge block's pages are reused without faulting them in again") {
-  // Fresh pages fault: 4 KiB at a time, or 2 MiB with transparent huge pages.
+  // 4 KiB pages only (huge blocks ask for transparent huge pages): a fault a page.
+  REQUIRE(prctl(PR_SET_THP_DISABLE, 1, 0, 0, 0) == 0);
+  pcm_purge();   // nothing kept from earlier cases
   const std::size_t n = 12 * MiB;
   void* first = malloc(n);
   REQUIRE(first);
   const long fresh = faults_to_touch(first, n);
-  CHECK(fresh >= long(n / (2 * MiB)));
+  CHECK(fresh >= long(n / 4096));
   free(first);
   void* second = malloc(10 * MiB);   // smaller: fits in the kept range
   REQUIRE(second);
@@ -51,8 +54,9 @@ TEST_CASE("a freed huge block's pages are reused without faulting them in again"
   free(second);
   void* third = malloc(14 * MiB);    // larger: the kept range grows by mremap, its old pages stay
   REQUIRE(third);
-  CHECK(faults_to_touch(third, 14 * MiB) * 2 <= fresh);   // only the added 2 MiB are new
+  CHECK(faults_to_touch(third, 14 * MiB) * 2 <= fresh);   // only the added 4 MiB are new
   free(third);
+  prctl(PR_SET_THP_DISABLE, 0, 0, 0, 0);
 }
 
 TEST_CASE("calloc of a reused huge block reads as zeros") {
