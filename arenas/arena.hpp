@@ -86,10 +86,20 @@ struct arena_core {
 // Return objects (any classes, any arenas) to the slabs that own them.
 void free_to_slabs(void* const* objects, unsigned count) noexcept;
 
-// Huge blocks: their own mapping each.
+// Huge blocks: their own mapping each; freed ones are kept for reuse for up to
+// decay_ms (a few, bounded; see arena.cpp).
 // `owner`: an explicit arena that must free the block on reset (or nullptr).
-void* allocate_huge(std::size_t size, std::size_t alignment, arena_core* owner = nullptr) noexcept;
+// `zero`: the block must read as zeros (calloc).
+void* allocate_huge(std::size_t size, std::size_t alignment, arena_core* owner = nullptr,
+                    bool zero = false) noexcept;
 void free_huge(slab* block) noexcept;
+// A huge block's usable size: its request to the page. Its mapping (bytes)
+// is in 2 MiB steps, but a caller's usable size stays within a page of what
+// it asked for.
+inline std::size_t huge_usable_size(const slab* block) noexcept {
+  std::size_t usable = (block->requested + os::page_size - 1) & ~(os::page_size - 1);
+  return usable ? usable : os::page_size;
+}
 void* reallocate_huge(slab* block, std::size_t new_size) noexcept;
 
 struct huge_stats {
@@ -97,6 +107,10 @@ struct huge_stats {
   std::atomic<std::size_t> active{0};
 };
 extern huge_stats huge_totals;
+// Unmap kept huge ranges freed at least decay_ms ago (all: every one); returns
+// the bytes unmapped.
+std::size_t release_cached_huge(std::uint64_t decay_ms, bool all) noexcept;
+std::size_t cached_huge_bytes() noexcept;
 
 // The arena table, built at initialisation.
 namespace arenas {

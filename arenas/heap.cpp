@@ -304,10 +304,13 @@ void* allocate_block(std::size_t size, std::size_t alignment) noexcept {
   arenas::decay_tick(false);
   const std::size_t run_alignment = alignment > os::page_size ? alignment : os::page_size;
   void* p = nullptr;
-  if (size <= large_max && run_alignment <= chunk_bytes / 4 && round_to_pages(size) + run_alignment <= chunk_bytes)
+  if (size <= large_max && run_alignment <= chunk_bytes / 4 && round_to_pages(size) + run_alignment <= chunk_bytes) {
     p = home_arena().allocate_large(size, run_alignment, false);
-  else if (size < (std::size_t(1) << 46) && alignment < (std::size_t(1) << 40))
+    // Refused a chunk (limit_bytes, no memory): kept huge ranges may free enough.
+    if (!p && release_cached_huge(0, true)) p = home_arena().allocate_large(size, run_alignment, false);
+  } else if (size < (std::size_t(1) << 46) && alignment < (std::size_t(1) << 40)) {
     p = allocate_huge(size, run_alignment);
+  }
   if (!p) errno = ENOMEM;
   return p;
 }
@@ -397,7 +400,13 @@ void* allocate_zeroed(std::size_t count, std::size_t size) noexcept {
     if (!p) errno = ENOMEM;
     return p;
   }
-  void* p = allocate(total);   // huge blocks are fresh mappings: already zero
+  if (total > large_max && total < (std::size_t(1) << 46) && !config.hardened) {
+    ensure_initialised();
+    void* p = allocate_huge(total, os::page_size, nullptr, true);   // zeroes only reused pages
+    if (!p) errno = ENOMEM;
+    return p;
+  }
+  void* p = allocate(total);
   if (p && (total <= small_max || config.hardened)) std::memset(p, 0, total);
   return p;
 }
@@ -426,7 +435,7 @@ void* reallocate(void* p, std::size_t size) noexcept {
     old_usable = size_classes[cls].size;
     if (size <= old_usable && size >= old_usable / 2) return p;   // fits, not too wasteful
   } else if (cls == page_entry::huge_class) {
-    old_usable = s->bytes;
+    old_usable = huge_usable_size(s);
     if (size > large_max) {
       void* moved = reallocate_huge(s, size);
       if (!moved) errno = ENOMEM;
@@ -449,7 +458,8 @@ std::size_t usable_size(const void* p) noexcept {
   page_entry e = page_map::lookup(p);
   slab* s = detail::checked_block("malloc_usable_size", p, e);
   unsigned cls = e.size_class() & ~page_entry::explicit_flag;
-  return is_small_class(cls) ? size_classes[cls].size : s->bytes;
+  if (is_small_class(cls)) return size_classes[cls].size;
+  return cls == page_entry::huge_class ? huge_usable_size(s) : s->bytes;
 }
 
 bool owns(const void* p) noexcept {
@@ -510,7 +520,7 @@ void* allocate_sampled(std::size_t size, std::size_t alignment, bool zero, std::
   if (size <= large_max && alignment <= chunk_bytes / 4 && round_to_pages(size) + alignment <= chunk_bytes)
     p = home_arena().allocate_large(size, alignment, zero);
   else if (size < (std::size_t(1) << 46) && alignment < (std::size_t(1) << 40))
-    p = allocate_huge(size, alignment);   // a fresh mapping: already zero
+    p = allocate_huge(size, alignment, nullptr, zero);   // zeroes only reused pages
   if (!p) { errno = ENOMEM; return nullptr; }
   page_map::lookup(p).owner()->sample = sample;   // before p escapes: no free can race with it
   return p;

@@ -19,6 +19,7 @@ int main(int argc, char** argv) {
   if (argc == 2 && std::strcmp(argv[1], "--child=purge-order") == 0) return api_test::purge_order_child();
   if (argc == 2 && std::strcmp(argv[1], "--child=explicit-arena-two-cpus") == 0)
     return api_test::explicit_arena_two_cpus_child();
+  if (argc == 2 && std::strcmp(argv[1], "--child=huge-limit") == 0) return api_test::huge_limit_child();
   doctest::Context context(argc, argv);
   return context.run();
 }

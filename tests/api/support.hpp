@@ -75,6 +75,8 @@ struct spawn_result {
 // process's environment minus PCMALLOC_CONF and GLIBC_TUNABLES, plus `extra_env`.
 spawn_result spawn_self(const char* mode, const std::vector<std::string>& extra_env);
 
+// The --child=huge-limit mode (huge_reuse_test.cpp).
+int huge_limit_child();
 // The --child=purge-order mode (reuse_test.cpp).
 int purge_order_child();
 // The --child=explicit-arena-two-cpus mode (threads_test.cpp; hidden_cpus.sh).

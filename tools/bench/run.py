@@ -23,6 +23,7 @@ import subprocess
 import sys
 import tempfile
 import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -40,27 +41,77 @@ class Workload:
     quick: tuple
     full: tuple
     what: str
+    standard: tuple = ()   # the default run's sizes (tools/pcm bench with no arguments); () = quick
+    seconds: float = 0.3   # typical seconds of one standard run (all allocators, both thread counts)
 
 
-# Sizes: quick takes about 0.05-0.2 s and full about 1-3 s with glibc, one thread.
+# Sizes: quick takes about 0.05-0.2 s and full about 1-3 s with glibc, one thread; standard (the
+# default run, 3 rounds, about 4 minutes with 4 allocators on 2 CPUs) is quick but for large and huge,
+# which are cut to a few seconds a run. `seconds`: one standard run, the mean over pcmalloc, glibc,
+# mimalloc 2.0.9 and jemalloc and 1-2 threads on a 2-vCPU VM (2026-12-05); only for the forecast.
 # The micro sizes differ because glibc's batches of 1-4 KiB blocks trim and refault
 # the heap top (several microseconds per block), while pairs of 16 B cost 10 ns.
 WORKLOADS = [
-    Workload("larson", "larson", ("3M",), ("50M",), "server: random replacement, arrays handed to new threads"),
-    Workload("churn", "churn", ("20k",), ("300k",), "cfrac/espresso-like small-object churn, trees and lists"),
-    Workload("xmalloc", "xmalloc", ("1500k",), ("20M",), "producers allocate, consumers free (bounded queues)"),
-    Workload("cache-thrash", "cache_thrash", ("300k",), ("5M",), "active false sharing"),
-    Workload("cache-scratch", "cache_scratch", ("300k",), ("5M",), "passive false sharing"),
-    Workload("large", "large_blocks", ("8",), ("100",), "realloc chains 64 KiB-32 MiB, random large blocks"),
-    Workload("micro-16", "malloc_micro", ("16", "2M"), ("16", "40M"), "malloc/free 16 B: pairs, batches"),
-    Workload("micro-64", "malloc_micro", ("64", "2M"), ("64", "40M"), "malloc/free 64 B: pairs, batches"),
-    Workload("micro-256", "malloc_micro", ("256", "1M"), ("256", "15M"), "malloc/free 256 B: pairs, batches"),
-    Workload("micro-1024", "malloc_micro", ("1024", "200k"), ("1024", "4M"), "malloc/free 1 KiB: pairs, batches"),
-    Workload("micro-4096", "malloc_micro", ("4096", "25k"), ("4096", "500k"), "malloc/free 4 KiB: pairs, batches"),
-    Workload("map-churn", "map_churn", ("1M",), ("10M",), "unordered_map<u64,u64> inserts/erases, 500K keys"),
-    Workload("requests", "requests", ("100k",), ("1M",), "per request an unordered_map<string,string> of 5 headers"),
+    Workload("larson", "larson", ("3M",), ("50M",), "server: random replacement, arrays handed to new threads",
+             seconds=0.15),
+    Workload("churn", "churn", ("20k",), ("300k",), "cfrac/espresso-like small-object churn, trees and lists",
+             seconds=0.1),
+    Workload("xmalloc", "xmalloc", ("1500k",), ("20M",), "producers allocate, consumers free (bounded queues)",
+             seconds=0.17),
+    Workload("cache-thrash", "cache_thrash", ("300k",), ("5M",), "active false sharing", seconds=0.21),
+    Workload("cache-scratch", "cache_scratch", ("300k",), ("5M",), "passive false sharing", seconds=0.26),
+    Workload("large", "large_blocks", ("8",), ("100",), "realloc chains 64 KiB-32 MiB, random large blocks",
+             standard=("2",), seconds=2.3),
+    Workload("huge", "huge_blocks", ("20",), ("150",), "5-25 MB blocks allocated, filled, freed (8 live a thread)",
+             standard=("16",), seconds=1.64),
+    Workload("micro-16", "malloc_micro", ("16", "2M"), ("16", "40M"), "malloc/free 16 B: pairs, batches",
+             seconds=0.2),
+    Workload("micro-64", "malloc_micro", ("64", "2M"), ("64", "40M"), "malloc/free 64 B: pairs, batches",
+             seconds=0.23),
+    Workload("micro-256", "malloc_micro", ("256", "1M"), ("256", "15M"), "malloc/free 256 B: pairs, batches",
+             seconds=0.37),
+    Workload("micro-1024", "malloc_micro", ("1024", "200k"), ("1024", "4M"), "malloc/free 1 KiB: pairs, batches",
+             seconds=0.41),
+    Workload("micro-4096", "malloc_micro", ("4096", "25k"), ("4096", "500k"), "malloc/free 4 KiB: pairs, batches",
+             seconds=0.77),
+    Workload("map-churn", "map_churn", ("1M",), ("10M",), "unordered_map<u64,u64> inserts/erases, 500K keys",
+             seconds=0.55),
+    Workload("requests", "requests", ("100k",), ("1M",), "per request an unordered_map<string,string> of 5 headers",
+             seconds=0.15),
 ]
 MICRO_FIELDS = ("pair_ns", "batch_ns", "reverse_ns")
+
+
+def sizes_of(workload, sizes):
+    """The size arguments of one workload for a run of `sizes` (quick, standard or full)."""
+    if sizes == "standard":
+        return workload.standard or workload.quick
+    return workload.quick if sizes == "quick" else workload.full
+
+
+def parse_count(text):
+    """A size argument as a number (k, M, G multiply by 10^3, 10^6, 10^9, as bench_common.hpp reads them)."""
+    scale = {"k": 1e3, "M": 1e6, "G": 1e9}.get(text[-1:], 1)
+    try:
+        return float(text[:-1] if scale != 1 else text) * scale
+    except ValueError:
+        return 1.0
+
+
+def expected_seconds(workloads, args, allocator_count):
+    """A forecast of the whole run: each workload's measured seconds per standard run (2-vCPU machine),
+    scaled by how much more work its sizes ask for, plus process start-up."""
+    total = 0.0
+    for w in workloads:
+        standard, chosen = sizes_of(w, "standard"), sizes_of(w, args.sizes)
+        ratio = math.prod(parse_count(c) for c in chosen) / math.prod(parse_count(c) for c in standard)
+        total += w.seconds * ratio + 0.05
+    return total * len(args.threads) * allocator_count * args.rounds
+
+
+def format_duration(seconds):
+    seconds = int(round(seconds))
+    return f"{seconds // 60}:{seconds % 60:02d}" if seconds >= 60 else f"{seconds} s"
 
 
 def warn(message):
@@ -75,8 +126,11 @@ def fail(message):
 def parse_arguments():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="small sizes, one round (CI smoke run)")
+    parser.add_argument("--full", action="store_true",
+                        help="full sizes, 5 rounds: the long run (about 40 minutes on 2 CPUs); "
+                             "without --full or --quick: standard sizes, 3 rounds, about 4 minutes")
     parser.add_argument("--threads", default="1,2", help="comma-separated thread counts (default 1,2)")
-    parser.add_argument("--rounds", type=int, help="rounds of the whole suite (default 5; 1 with --quick)")
+    parser.add_argument("--rounds", type=int, help="rounds of the whole suite (default 3; 5 with --full; 1 with --quick)")
     parser.add_argument("--only", help="comma-separated workloads (a prefix such as 'micro' selects a group)")
     parser.add_argument("--out", help="output folder (default: <repo>/results)")
     parser.add_argument("--build", help="meson build folder (default: <repo>/build)")
@@ -88,7 +142,16 @@ def parse_arguments():
     parser.add_argument("--baseline", default="mimalloc", help="allocator the ratios divide by (default mimalloc)")
     parser.add_argument("--timeout", type=float, help="seconds before a run is killed (default 120; 60 with --quick)")
     parser.add_argument("--list", action="store_true", help="print the workloads and exit")
+    parser.add_argument("extra", nargs="*", metavar="NAME=PATH",
+                        help="more allocators (a preload library each), run after --allocators' ones")
     args = parser.parse_args()
+    if args.quick and args.full:
+        fail("--quick and --full exclude each other")
+    for item in args.extra:
+        if "=" not in item:
+            fail(f"'{item}': extra allocators are NAME=PATH")
+        args.allocators += "," + item
+    args.sizes = "quick" if args.quick else "full" if args.full else "standard"
     try:
         args.threads = sorted({int(t) for t in args.threads.split(",") if t.strip()})
     except ValueError:
@@ -96,7 +159,7 @@ def parse_arguments():
     if not args.threads or min(args.threads) < 1:
         fail("--threads wants counts of at least 1")
     if args.rounds is None:
-        args.rounds = 1 if args.quick else 5
+        args.rounds = {"quick": 1, "full": 5, "standard": 3}[args.sizes]
     if args.rounds < 1:
         fail("--rounds must be at least 1")
     if args.timeout is None:
@@ -447,7 +510,8 @@ def main():
     workloads = select_workloads(args.only)
     if args.list:
         for w in workloads:
-            print(f"{w.name:<14} {w.program} THREADS {' '.join(w.full):<11} (quick {' '.join(w.quick)}): {w.what}")
+            print(f"{w.name:<14} {w.program} THREADS {' '.join(w.full):<11} (standard "
+                  f"{' '.join(sizes_of(w, 'standard'))}, quick {' '.join(w.quick)}): {w.what}")
         return 0
     if not build.is_dir():
         fail(f"build folder {build} not found: meson setup {build} && ninja -C {build}")
@@ -472,15 +536,21 @@ def main():
     results = []
     for w in workloads:
         for t in args.threads:
-            command = [str(bench_dir / w.program), str(t), *(w.quick if args.quick else w.full)]
+            command = [str(bench_dir / w.program), str(t), *sizes_of(w, args.sizes)]
             results.append({"workload": w.name, "program": w.program, "threads": t, "command": command,
                             "allocators": {n: {"preload": allocators[n], "samples": []} for n in names}})
     failures = []
     load = os.getloadavg()[0]
     if load > 0.5:
         warn(f"load average is {load:.1f} before the first run: other work on this machine will add noise")
+    total_runs = len(results) * len(names) * args.rounds
+    expected = expected_seconds(workloads, args, len(names))
     print(f"run.py: {len(results)} workload x thread cases, {len(names)} allocators, {args.rounds} round(s), "
-          f"{'quick' if args.quick else 'full'} sizes; build {build}", file=sys.stderr)
+          f"{args.sizes} sizes: {total_runs} runs, expect about {format_duration(expected)} "
+          f"(measured on 2 CPUs; --quick: a smoke run, --full: the long run); build {build}",
+          file=sys.stderr, flush=True)
+    started = time.monotonic()
+    done_runs = 0
     for round_index in range(args.rounds):
         for case_index, entry in enumerate(results):
             shift = (round_index + case_index) % len(names)
@@ -497,7 +567,11 @@ def main():
                 else:
                     progress.append(f"{name} {sample['seconds']:.3f}s")
                 entry["allocators"][name]["samples"].append(sample)
-            print(f"  round {round_index + 1}/{args.rounds} {entry['workload']} t{entry['threads']}: "
+            done_runs += len(names)
+            elapsed = time.monotonic() - started
+            left = elapsed / done_runs * (total_runs - done_runs)
+            print(f"  [{done_runs}/{total_runs} runs, {format_duration(elapsed)}, about {format_duration(left)} left] "
+                  f"round {round_index + 1}/{args.rounds} {entry['workload']} t{entry['threads']}: "
                   + ", ".join(progress), file=sys.stderr, flush=True)
 
     failures += check_checksums(results, names, build)
@@ -510,7 +584,8 @@ def main():
     machine["loadavg_at_start"] = load
     report = {
         "machine": machine,
-        "config": {"quick": args.quick, "threads": args.threads, "rounds": args.rounds, "baseline": baseline,
+        "config": {"quick": args.quick, "sizes": args.sizes, "wall_seconds": round(time.monotonic() - started, 1),
+                   "threads": args.threads, "rounds": args.rounds, "baseline": baseline,
                    "timeout_s": args.timeout},
         "allocators": {n: {"preload": p, "resolved": os.path.realpath(p) if p else None}
                        for n, p in allocators.items()},
