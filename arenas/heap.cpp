@@ -344,6 +344,25 @@ void deallocate_slow(void* p, page_entry e) noexcept {
   free_pages(p, s, cls);
 }
 
+void wrong_size(const void* p, std::size_t size, std::size_t block) noexcept {
+  fatal("sized free or delete(%p, %zu): invalid size: the block holds %zu bytes (a delete through the wrong type?)",
+        p, size, block);
+}
+
+void deallocate_sized_slow(void* p, std::size_t size, bool exact, page_entry e) noexcept {
+  if (!p) return;
+  if (config.hardened && !explicit_block(e)) [[unlikely]] return hardened::deallocate(p, size, exact);
+  unsigned cls = e.size_class() & ~page_entry::explicit_flag;
+  if (cls != 0 && owns(p)) {
+    bool fits;
+    if (is_small_class(cls)) fits = size <= size_classes[cls].size && (!exact || size_to_class(size) == cls);
+    else fits = size <= e.owner()->bytes &&   // a sampled block of any size is a page run of its own
+                (!exact || e.owner()->sample || (size > small_max && size > e.owner()->bytes / 2));
+    if (!fits) [[unlikely]] wrong_size(p, size, is_small_class(cls) ? size_classes[cls].size : e.owner()->bytes);
+  }
+  deallocate_slow(p, e);
+}
+
 }  // namespace detail
 
 void ensure_initialised() noexcept {
@@ -482,25 +501,6 @@ void* block_start(const void* p) noexcept {
   if (index * size_classes[cls].size > a - slab_start) --index;   // the reciprocal rounds up
   if (index >= size_classes[cls].objects) return nullptr;            // the slab's unused tail
   return reinterpret_cast<void*>(slab_start + index * size_classes[cls].size);
-}
-
-void deallocate_sized(void* p, std::size_t size, bool exact) noexcept {
-  if (!p) return;
-  if (hardened_block(p)) [[unlikely]] return hardened::deallocate(p, size, exact);
-  page_entry e = page_map::lookup(p);
-  unsigned cls = e.size_class() & ~page_entry::explicit_flag;
-  if (cls != 0 && owns(p)) {
-    bool fits;
-    if (is_small_class(cls)) fits = size <= size_classes[cls].size && (!exact || size_to_class(size) == cls);
-    else fits = size <= e.owner()->bytes &&   // a sampled block of any size is a page run of its own
-                (!exact || e.owner()->sample || (size > small_max && size > e.owner()->bytes / 2));
-    if (!fits) [[unlikely]] {
-      if (is_small_class(cls) && free_marks::is_marked(p)) free_marks::double_free("delete", p);
-      fatal("sized free or delete(%p, %zu): invalid size: the block holds %zu bytes (a delete through the wrong type?)",
-            p, size, is_small_class(cls) ? std::size_t(size_classes[cls].size) : e.owner()->bytes);
-    }
-  }
-  deallocate(p);
 }
 
 bool tag_sampled(void* p, std::uint32_t sample) noexcept {

@@ -55,6 +55,8 @@ std::size_t slots_per_cache_set() noexcept;
 // explicit_arena.cpp: a small object of an explicit arena freed through free().
 void explicit_free_small(arena_core& owner, unsigned cls, void* p) noexcept;
 [[gnu::noinline]] void deallocate_slow(void* p, page_entry e) noexcept;
+[[gnu::noinline]] void deallocate_sized_slow(void* p, std::size_t size, bool exact, page_entry e) noexcept;
+[[noreturn, gnu::cold]] void wrong_size(const void* p, std::size_t size, std::size_t block) noexcept;
 // The blocks under the entry points (what hardened.cpp builds on): a block of
 // at least `size` bytes at `alignment` (nullptr, errno ENOMEM, on failure); and
 // the free of a block's start, checked as free() checks it.
@@ -115,6 +117,23 @@ extern void (*sampled_free_hook)(void* p, std::uint32_t sample) PCM_HIDDEN;
   detail::deallocate_slow(p, e);
 }
 
+// `size` must fit the block; when `exact` (operator delete of a plain operator
+// new) it must also be one that allocate() puts in this block's class (small)
+// or more than half of the block (large and huge). A mismatch is reported and
+// aborts. The small-object path is deallocate's with one more compare.
+[[gnu::always_inline]] inline void deallocate_sized(void* p, std::size_t size, bool exact) noexcept {
+  page_entry e = page_map::lookup(p);
+  unsigned cls = e.size_class();
+  if (is_small_class(cls) && detail::is_object_start(p, e, cls)) [[likely]] {
+    free_marks::take_back(p, "free");   // a double free is named as such before any size check
+    if (size > size_classes[cls].size || (exact && size_to_class(size) != cls)) [[unlikely]]
+      detail::wrong_size(p, size, size_classes[cls].size);
+    if (detail::cache_push(cls, p)) [[likely]] return;
+    return detail::deallocate_slow(p, e);
+  }
+  detail::deallocate_sized_slow(p, size, exact, e);
+}
+
 // The rest of the family (heap.cpp). All return nullptr with errno ENOMEM (or
 // EINVAL for a bad alignment) on failure; none throws.
 void* allocate_zeroed(std::size_t count, std::size_t size) noexcept;
@@ -125,11 +144,6 @@ bool owns(const void* p) noexcept;                  // p is the start of a live-
 // The start of the block of ours that contains p (small blocks: any byte; large
 // and huge blocks: their first page), or nullptr.
 void* block_start(const void* p) noexcept;
-// `size` must fit the block; when `exact` (operator delete of a plain operator
-// new) it must also be one that allocate() puts in this block's class (small)
-// or more than half of the block (large and huge).
-// A mismatch is reported and aborts.
-void deallocate_sized(void* p, std::size_t size, bool exact) noexcept;
 // A block of its own pages (a large run, or a huge mapping) tagged `sample`
 // (nonzero): its free never takes the fast path, so the profiler sees it
 // without any lookup on the frees of other blocks. nullptr when out of memory.

@@ -82,6 +82,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   pid_t pid = fork();
   if (pid < 0) { close(pipe_fds[0]); close(pipe_fds[1]); return 0; }
   if (pid == 0) {
+    std::signal(SIGABRT, SIG_DFL);   // libFuzzer's handler would turn the abort into exit(1)
     dup2(pipe_fds[1], STDERR_FILENO);
     close(pipe_fds[0]);
     FuzzedDataProvider in(data, size);
