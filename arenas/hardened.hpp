@@ -15,11 +15,14 @@
 //                 byte or more. Both are checked on free, realloc and
 //                 malloc_usable_size.
 //   small blocks  zeroed on free (hardened_zero) and checked to be still zero
-//                 when handed out again: a write after free is found, and a
-//                 new owner never reads an old owner's data; freed blocks wait
-//                 in a per-thread ring of hardened_delay (64) before any cache
-//                 sees them, so a dangling pointer does not alias the next
-//                 allocation of its size.
+//                 when the ring lets them go (first 64 bytes), when handed
+//                 out again (first 256 and last 64 bytes)
+//                 and at exit (all of those still held back): a write after
+//                 free is found, and a new owner never reads an old owner's
+//                 data; freed blocks wait in a per-thread ring of
+//                 hardened_delay (64) before any cache sees them, so a
+//                 dangling pointer does not alias the next allocation of its
+//                 size.
 //   sized delete  the size must be the block's.
 // Large and huge blocks get the header and canary; huge ones go back to the
 // kernel on free, so a use after free faults.

@@ -229,8 +229,17 @@ __attribute__((constructor)) void initialise_at_load() {
 
 std::size_t round_to_pages(std::size_t size) { return (size + os::page_size - 1) & ~(os::page_size - 1); }
 
+// Hardened mode's cache of this thread (thread_slot() above), when it has one.
+cache_set* hardened_set() noexcept {
+  cache_set* set = hardened_cache;
+  return set == &no_cache || set == &exited_cache ? nullptr : set;
+}
+
 void* allocate_in_class(unsigned cls) noexcept {
   if (void* p = detail::cache_pop(cls)) return free_marks::hand_out(p);
+  if (config.hardened)   // its fast path: the real per-thread cache behind the empty one
+    if (cache_set* set = hardened_set())
+      if (void* p = bin_pop(set->bins[cls])) return free_marks::hand_out(p);
   if (void* p = take_for_class(cls)) return free_marks::hand_out(p);
   errno = ENOMEM;
   return nullptr;
@@ -331,6 +340,9 @@ void free_block(void* p, page_entry e) noexcept {
   unsigned cls = e.size_class();
   if (!is_small_class(cls)) return free_pages(p, s, cls);
   free_marks::take_back(p, "free");
+  if (config.hardened)
+    if (cache_set* set = hardened_set())
+      if (bin_push(set->bins[cls], p)) return;
   give_back_small(cls, p);
 }
 
