@@ -425,14 +425,13 @@ unsigned current_cpu() noexcept {
 void* allocate_zeroed(std::size_t count, std::size_t size) noexcept {
   std::size_t total;
   if (__builtin_mul_overflow(count, size, &total)) { errno = ENOMEM; return nullptr; }
+  ensure_initialised();   // config.hardened is read below
   if (total > small_max && total <= large_max && !config.hardened) {
-    ensure_initialised();
     void* p = home_arena().allocate_large(total, os::page_size, true);
     if (!p) errno = ENOMEM;
     return p;
   }
   if (total > large_max && total < (std::size_t(1) << 46) && !config.hardened) {
-    ensure_initialised();
     void* p = allocate_huge(total, os::page_size, nullptr, true);   // zeroes only reused pages
     if (!p) errno = ENOMEM;
     return p;
@@ -463,6 +462,8 @@ void* reallocate(void* p, std::size_t size) noexcept {
   }
   std::size_t old_usable;
   if (is_small_class(cls)) {
+    // A freed block kept in place would be handed out twice (found by review).
+    if (free_marks::is_marked(p)) [[unlikely]] free_marks::double_free("realloc", p);
     old_usable = size_classes[cls].size;
     if (size <= old_usable && size >= old_usable / 2) return p;   // fits, not too wasteful
   } else if (cls == page_entry::huge_class) {

@@ -109,6 +109,12 @@ const error_case cases[] = {
        opaque(r);
        std::free(opaque(p));
      }},
+    {"realloc-after-free-same-size", true, [] {   // realloc may keep a block in place
+       char* p = block();
+       std::free(p);
+       void* q = std::realloc(opaque(p), n);
+       touch(q, n);
+     }},
     {"realloc-after-free", true, [] {
        char* p = block();
        std::free(p);
