@@ -324,12 +324,17 @@ void* allocate_block(std::size_t size, std::size_t alignment) noexcept {
   return p;
 }
 
-// A large run or a huge mapping goes back (a sampled one past the profiler first).
-void free_pages(void* p, slab* s, unsigned cls) noexcept {
+// A sampled block's sample ends (its free, or a realloc that resizes it).
+void end_sample(void* p, slab* s) noexcept {
   if (s->sample) [[unlikely]] {
     sampled_free_hook(p, s->sample);
     s->sample = 0;
   }
+}
+
+// A large run or a huge mapping goes back (a sampled one past the profiler first).
+void free_pages(void* p, slab* s, unsigned cls) noexcept {
+  end_sample(p, s);
   if (cls == page_entry::huge_class) free_huge(s);
   else s->owner->free_large(s);
   arenas::decay_tick(false);
@@ -456,10 +461,7 @@ void* reallocate(void* p, std::size_t size) noexcept {
   page_entry e = page_map::lookup(p);
   slab* s = detail::checked_block("realloc", p, e);
   unsigned cls = e.size_class() & ~page_entry::explicit_flag;
-  if (s->sample) [[unlikely]] {   // the old size is freed; the new one may be sampled anew (tag_sampled)
-    detail::sampled_free_hook(p, s->sample);
-    s->sample = 0;
-  }
+  detail::end_sample(p, s);   // the old size is freed; the new one may be sampled anew (tag_sampled)
   std::size_t old_usable;
   if (is_small_class(cls)) {
     // A freed block kept in place would be handed out twice (found by review).

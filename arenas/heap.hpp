@@ -62,6 +62,7 @@ void explicit_free_small(arena_core& owner, unsigned cls, void* p) noexcept;
 // the free of a block's start, checked as free() checks it.
 void* allocate_block(std::size_t size, std::size_t alignment) noexcept;
 void free_block(void* p, page_entry e) noexcept;
+void end_sample(void* p, slab* s) noexcept;
 // This thread's own cache set (per-thread mode), made on first use; nullptr
 // while the thread exits.
 cache_set* own_cache_set() noexcept;
