@@ -13,6 +13,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <csignal>
 #include <cstdio>
 #include <cstdint>
@@ -91,10 +92,16 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   close(pipe_fds[1]);
   std::string err;
   char buffer[512];
-  for (ssize_t n; (n = read(pipe_fds[0], buffer, sizeof buffer)) > 0;) err.append(buffer, std::size_t(n));
+  // libFuzzer's -timeout alarm interrupts reads: stopping at EINTR closed the
+  // pipe early and the child died of SIGPIPE while reporting.
+  for (ssize_t n; (n = read(pipe_fds[0], buffer, sizeof buffer)) != 0;) {
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) break;
+    err.append(buffer, std::size_t(n));
+  }
   close(pipe_fds[0]);
   int status = 0;
-  waitpid(pid, &status, 0);
+  while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {}
   bool stopped = WIFSIGNALED(status) && WTERMSIG(status) == SIGABRT;
   bool named = err.find("pcmalloc: error: ") != std::string::npos &&
                (err.find("double free") != std::string::npos || err.find("invalid pointer") != std::string::npos);
