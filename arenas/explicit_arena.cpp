@@ -148,6 +148,13 @@ bool owns(const arena_core& a, const void* p) noexcept {
   return pcm::owns(p) && page_map::lookup(p).owner()->owner == &a;
 }
 
+arena_core* owner_of(const void* block) noexcept {
+  page_entry e = page_map::lookup(block);
+  if (e.size_class() == 0) return nullptr;
+  arena_core* a = e.owner()->owner;
+  return a && a->is_explicit ? a : nullptr;
+}
+
 counters read(arena_core& a) noexcept {
   counters c;
   for (unsigned cls = first_class; cls < cache_bins; ++cls) {

@@ -28,6 +28,9 @@ void reset(arena_core* a) noexcept;
 void* allocate(arena_core& a, std::size_t size, std::size_t alignment) noexcept;
 void deallocate(arena_core& a, void* p) noexcept;   // aborts if p is not a's
 bool owns(const arena_core& a, const void* p) noexcept;
+// The explicit arena whose memory holds the core block that starts at `block`
+// (what allocate() returned); nullptr for a block of the global heap.
+arena_core* owner_of(const void* block) noexcept;
 counters read(arena_core& a) noexcept;
 
 }  // namespace pcm::explicit_arenas

@@ -4,6 +4,7 @@
 #include <new>
 
 #include "explicit_arena.hpp"
+#include "heap_policy.hpp"
 
 namespace pcm {
 namespace {
@@ -19,12 +20,12 @@ arena::arena(void* memory, std::size_t bytes) : core_(explicit_arenas::create(me
 }
 
 arena::~arena() {
-  if (core_) explicit_arenas::destroy(core_of(core_));
+  if (core_) heap_policy::arena_destroy(*core_of(core_));
 }
 
 arena& arena::operator=(arena&& other) noexcept {
   if (this != &other) {
-    if (core_) explicit_arenas::destroy(core_of(core_));
+    if (core_) heap_policy::arena_destroy(*core_of(core_));
     core_ = other.core_;
     resets_ = other.resets_;
     other.core_ = nullptr;
@@ -33,17 +34,17 @@ arena& arena::operator=(arena&& other) noexcept {
 }
 
 void* arena::allocate(std::size_t size, std::size_t alignment) noexcept {
-  return explicit_arenas::allocate(*core_of(core_), size, alignment);
+  return heap_policy::arena_allocate(*core_of(core_), size, alignment);
 }
 
-void arena::deallocate(void* p) noexcept { explicit_arenas::deallocate(*core_of(core_), p); }
+void arena::deallocate(void* p) noexcept { heap_policy::arena_deallocate(*core_of(core_), p); }
 
 void arena::reset() noexcept {
-  explicit_arenas::reset(core_of(core_));
+  heap_policy::arena_reset(*core_of(core_));
   ++resets_;
 }
 
-bool arena::owns(const void* p) const noexcept { return explicit_arenas::owns(*core_of(core_), p); }
+bool arena::owns(const void* p) const noexcept { return heap_policy::arena_owns(*core_of(core_), p); }
 
 arena_statistics arena::statistics() const noexcept {
   explicit_arenas::counters c = explicit_arenas::read(*core_of(core_));

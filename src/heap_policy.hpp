@@ -3,8 +3,10 @@
 // the same sources with PCM_DEBUG=1). The release build carries none of the
 // debug work; it tests one flag at run time, the heap profiler's.
 #pragma once
+#include <cerrno>
 #include <cstddef>
 
+#include "explicit_arena.hpp"
 #include "heap.hpp"
 #include "profile/sampler.hpp"
 
@@ -55,6 +57,14 @@ struct release_heap {
   }
   static std::size_t usable_size(const void* p) noexcept { return pcm::usable_size(p); }
   static bool owns(const void* p) noexcept { return pcm::owns(p); }
+  // pcm::arena (src/arena.cpp): the core's explicit arenas as they are.
+  static void* arena_allocate(arena_core& a, std::size_t n, std::size_t alignment) noexcept {
+    return explicit_arenas::allocate(a, n, alignment);
+  }
+  static void arena_deallocate(arena_core& a, void* p) noexcept { explicit_arenas::deallocate(a, p); }
+  static bool arena_owns(const arena_core& a, const void* p) noexcept { return explicit_arenas::owns(a, p); }
+  static void arena_reset(arena_core& a) noexcept { explicit_arenas::reset(&a); }
+  static void arena_destroy(arena_core& a) noexcept { explicit_arenas::destroy(&a); }
 };
 
 #if PCM_DEBUG
@@ -79,6 +89,21 @@ struct debug_heap {
   static void* reallocate(void* p, std::size_t n) noexcept { return debug::reallocate(p, n); }
   static std::size_t usable_size(const void* p) noexcept { return debug::usable_size(p); }
   static bool owns(const void* p) noexcept { return debug::owns(p); }
+  // pcm::arena: debug blocks in the arena's memory; a reset frees every live
+  // block through the debug heap (a use after it is a use after free), and
+  // the arena's memory comes back to it through the quarantine.
+  static void* arena_allocate(arena_core& a, std::size_t n, std::size_t alignment) noexcept {
+    if (alignment == 0 || (alignment & (alignment - 1))) { errno = EINVAL; return nullptr; }
+    return debug::allocate(n, alignment, debug::alloc_kind::malloc_family, false, &a);
+  }
+  static void arena_deallocate(arena_core& a, void* p) noexcept { debug::deallocate_in(a, p); }
+  static bool arena_owns(const arena_core& a, const void* p) noexcept { return debug::arena_owns(a, p); }
+  static void arena_reset(arena_core& a) noexcept { debug::free_arena_blocks(a); }
+  static void arena_destroy(arena_core& a) noexcept {
+    debug::free_arena_blocks(a);
+    debug::release_quarantined(a);
+    explicit_arenas::destroy(&a);
+  }
 };
 using heap_policy = debug_heap;
 static_assert(static_cast<int>(debug::alloc_kind::new_array) == static_cast<int>(request::new_array));

@@ -15,6 +15,7 @@
 #include <ucontext.h>
 #include <unistd.h>
 
+#include "explicit_arena.hpp"
 #include "heap.hpp"
 #include "lock.hpp"
 #include "options.hpp"
@@ -199,7 +200,7 @@ constexpr unsigned quarantine_shards = 8;
 constexpr std::size_t ring_entries = std::size_t(1) << 16;
 constexpr std::size_t prefetch_ahead = 8;
 struct quarantine_entry {
-  block_record* record;
+  block_record* record;   // nullptr: taken out early (its arena needed it), a hole
   std::uintptr_t user;
   std::size_t cost;
   std::size_t size;
@@ -302,8 +303,8 @@ void quarantine_push(block_record* r) {
              !exiting.load(std::memory_order_acquire)) {
         quarantine_entry& old = q.at(q.head++);
         quarantined_bytes.fetch_sub(old.cost, std::memory_order_relaxed);
-        evicted[count++] = old.record;
-        if (q.tail - q.head > prefetch_ahead) {
+        if (old.record) evicted[count++] = old.record;
+        if (q.tail - q.head > prefetch_ahead && q.at(q.head + prefetch_ahead).record) {
           quarantine_entry& soon = q.at(q.head + prefetch_ahead);
           __builtin_prefetch(soon.record, 1);
           // Every line verify_freed reads (and the core's free writes the first).
@@ -327,7 +328,57 @@ void quarantine_push(block_record* r) {
   }
 }
 
+// An explicit arena's blocks leave quarantine early when the arena needs the
+// memory or goes away: taken out of the rings (their entries become holes that
+// eviction skips), checked as on eviction, released to the arena. Returns
+// whether any was.
+bool release_quarantined_of(arena_core& a) {
+  constexpr unsigned batch = 64;
+  bool any = false;
+  for (quarantine_shard& q : quarantine) {
+    for (bool more = true; more;) {
+      block_record* taken[batch];
+      unsigned count = 0;
+      {
+        lock_guard guard(q.lock);
+        for (std::size_t i = q.head; q.ring && i != q.tail && count < batch; ++i) {
+          quarantine_entry& e = q.at(i);
+          if (!e.record || e.record->guarded || explicit_arenas::owner_of(e.record->raw) != &a) continue;
+          quarantined_bytes.fetch_sub(e.cost, std::memory_order_relaxed);
+          taken[count++] = e.record;
+          e = {nullptr, 0, 0, 0};
+        }
+      }
+      more = count == batch;
+      for (unsigned i = 0; i < count; ++i) {
+        verify_freed(*taken[i], "the block was written after it was freed (found when its arena took it back)", false);
+        release_block(taken[i]);
+      }
+      any |= count > 0;
+    }
+  }
+  return any;
+}
+
+// The core block under a debug block: the global heap's, or an arena's (which
+// takes back its quarantined blocks when it runs out, then tries again).
+void* core_allocate(arena_core* from, std::size_t bytes, std::size_t alignment) {
+  if (!from) return alignment > 16 ? pcm::allocate_aligned(alignment, bytes) : pcm::allocate(bytes);
+  void* raw = explicit_arenas::allocate(*from, bytes, alignment);
+  if (!raw && release_quarantined_of(*from)) raw = explicit_arenas::allocate(*from, bytes, alignment);
+  return raw;
+}
+
 bool mapping_of(std::uintptr_t address, std::uintptr_t* begin, std::uintptr_t* end);
+
+// A block claimed for free (its record now quarantined, its free stack taken):
+// canaries checked, contents poisoned (or pages made inaccessible), parked.
+void retire(block_record* r) {
+  check_canaries(*r);
+  if (r->guarded) os::protect_none(r->raw, r->raw_bytes);
+  else poison_freed(reinterpret_cast<unsigned char*>(r->user), r->size);
+  quarantine_push(r);
+}
 
 // ---- invalid pointers --------------------------------------------------------------
 // Say what a pointer that is no live block is: inside a block, a freed block,
@@ -786,12 +837,12 @@ __attribute__((constructor)) void start_debug_layer() {
 
 // ---- entry points ---------------------------------------------------------------------
 
-void* allocate(std::size_t size, std::size_t alignment, alloc_kind kind, bool zero) noexcept {
+void* allocate(std::size_t size, std::size_t alignment, alloc_kind kind, bool zero, arena_core* from) noexcept {
   const bool default_alignment = alignment <= 16;
   if (alignment < 16) alignment = 16;
   if (size > (std::size_t(1) << 46)) { errno = ENOMEM; return nullptr; }
   block_record staging{};
-  bool guarded = config.guard && alignment <= os::page_size;
+  bool guarded = config.guard && alignment <= os::page_size && !from;
   // Each guarded block is three kernel mappings (guard, data, guard), and the
   // kernel allows 65530 (vm.max_map_count) for everything: past
   // max_guarded_blocks live and quarantined, or when the kernel refuses, a block
@@ -801,7 +852,7 @@ void* allocate(std::size_t size, std::size_t alignment, alloc_kind kind, bool ze
   if (!guarded && config.guard) guarded_blocks.fetch_sub(1, std::memory_order_relaxed);
   if (!guarded) {
     std::size_t left = left_redzone(alignment);
-    void* raw = alignment > 16 ? pcm::allocate_aligned(alignment, left + size + redzone) : pcm::allocate(left + size + redzone);
+    void* raw = core_allocate(from, left + size + redzone, alignment);
     if (!raw) return nullptr;
     staging.raw = raw;
     staging.raw_bytes = pcm::usable_size(raw);
@@ -867,13 +918,7 @@ void deallocate(void* p, alloc_kind kind, std::size_t sized, const char* operati
     std::snprintf(what, sizeof what, "%s with size %zu for a block of %zu bytes", operation, sized, r->size);
     report({error_kind::sized_delete_mismatch, what, r->user, r});
   }
-  check_canaries(*r);
-  if (r->guarded) {
-    os::protect_none(r->raw, r->raw_bytes);
-  } else {
-    poison_freed(static_cast<unsigned char*>(p), r->size);
-  }
-  quarantine_push(r);
+  retire(r);
 }
 
 void* reallocate(void* p, std::size_t size) noexcept {
@@ -931,6 +976,7 @@ void check_at_exit() noexcept {
     lock_guard guard(q.lock);
     for (std::size_t i = q.head; q.ring && i != q.tail; ++i) {
       block_record* r = q.at(i).record;
+      if (!r) continue;
       verify_freed(*r, "the block was written after it was freed (found at exit)", true);
     }
   }
@@ -940,5 +986,38 @@ void check_at_exit() noexcept {
     _exit(int(config.error_exit_code));
   }
 }
+
+// ---- explicit arenas ------------------------------------------------------------------
+
+void deallocate_in(arena_core& a, void* p) noexcept {
+  if (!p) return;
+  block_record* r = lookup(reinterpret_cast<std::uintptr_t>(p));
+  if (r && load_state(r->state) == block_state::live && (r->guarded || explicit_arenas::owner_of(r->raw) != &a))
+    return report({error_kind::invalid_free, "pcm::arena::deallocate of a block of another heap", r->user, r});
+  deallocate(p, alloc_kind::malloc_family, 0, "pcm::arena::deallocate");
+}
+
+bool arena_owns(const arena_core& a, const void* p) noexcept {
+  block_record* r = lookup(reinterpret_cast<std::uintptr_t>(p));
+  return r && load_state(r->state) == block_state::live && !r->guarded && explicit_arenas::owner_of(r->raw) == &a;
+}
+
+// A walk over every record: a reset costs time in proportion to the blocks
+// the whole debug heap holds, not only the arena's (a record has no room left
+// for a per-arena list).
+void free_arena_blocks(arena_core& a) noexcept {
+  const std::int32_t thread = current_thread();
+  const std::uint32_t stack = save_stack();
+  registry::for_each([&](block_record& r) {
+    if (load_state(r.state) != block_state::live || r.guarded || explicit_arenas::owner_of(r.raw) != &a) return;
+    block_state previous;
+    if (!registry::claim_for_free(&r, r.user, &previous)) return;
+    r.free_thread = thread;
+    r.free_stack = stack;
+    retire(&r);
+  });
+}
+
+void release_quarantined(arena_core& a) noexcept { release_quarantined_of(a); }
 
 }  // namespace pcm::debug

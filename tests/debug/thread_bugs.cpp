@@ -19,6 +19,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include <pcmalloc/arena.hpp>
 #include <pcmalloc/map_pool.hpp>
 #include <pcmalloc/node_map.hpp>
 #include <pcmalloc/pmr.hpp>
@@ -181,6 +182,68 @@ void clean_threads() {
   std::printf("clean total %zu\n", total);
 }
 
+// pcm::arena under the debug library: its blocks are debug blocks. free() of
+// one gives it back to its arena (as in release), containers on an
+// arena_resource, reset, a caller-memory arena filled, reset and filled again
+// (its memory comes back from quarantine), an arena destroyed with blocks
+// quarantined and live, arena blocks freed on another thread.
+void clean_arenas() {
+  {
+    pcm::arena a;
+    void* p = a.allocate(100);
+    std::free(p);   // the example: an invalid-free report and a leak until 2026-12-06
+    if (!a.owns(a.allocate(64, 64))) std::abort();
+    pcm::pmr::arena_resource r(a);
+    std::pmr::vector<int> v(&r);
+    for (int i = 0; i < 10000; ++i) v.push_back(i);
+    std::pmr::unordered_map<std::pmr::string, std::pmr::string> m(&r);
+    for (int i = 0; i < 200; ++i) m.emplace(std::to_string(i) + " a key longer than SSO", "and a value longer than SSO too");
+    void* big = a.allocate(3 << 20);   // huge: a mapping of its own
+    char* other = nullptr;
+    on_thread([&] { other = static_cast<char*>(a.allocate(48)); });
+    on_thread([&] { std::free(other); });
+    a.deallocate(big);
+    v = std::pmr::vector<int>(&r);   // drop the old storage before the reset
+    m = std::pmr::unordered_map<std::pmr::string, std::pmr::string>(&r);
+    a.reset();   // the one live block above (64 at 64) goes, unused afterwards
+    for (int i = 0; i < 1000; ++i) a.deallocate(a.allocate(std::size_t(i) * 8 + 1));
+    sink = a.allocate(200);   // live at destruction: freed by it, no leak
+  }
+  {
+    static char memory[1 << 20];
+    pcm::arena fixed(memory, sizeof memory);
+    for (int round = 0; round < 4; ++round) {
+      for (int i = 0; i < 3000; ++i) {
+        if (!fixed.allocate(200)) { std::printf("caller-memory arena full at round %d block %d\n", round, i); std::exit(3); }
+      }
+      fixed.reset();
+    }
+  }
+  std::printf("clean arenas\n");
+}
+
+__attribute__((noinline)) char* make_in_arena(pcm::arena& a) { return static_cast<char*>(a.allocate(40)); }
+__attribute__((noinline)) void reset_arena(pcm::arena& a) { a.reset(); }
+__attribute__((noinline)) void use_after_reset(char* p) { static_cast<volatile char*>(p)[3] = 7; }
+
+// A block of an arena used after the arena's reset (the arena's own
+// use-after-return): reported as a use after free, the reset as its free.
+void arena_used_after_reset() {
+  pcm::arena a;
+  char* p = make_in_arena(a);
+  reset_arena(a);
+  use_after_reset(p);
+}
+
+__attribute__((noinline)) void free_in_wrong_arena(pcm::arena& b, void* p) { b.deallocate(p); }
+
+void block_of_another_arena() {
+  pcm::arena a, b;
+  void* p = a.allocate(40);
+  free_in_wrong_arena(b, p);
+  a.deallocate(p);
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -192,6 +255,9 @@ int main(int argc, char** argv) {
     case 3: map_used_after_return<text_map>(); break;
     case 6: map_used_after_return<text_node_map>(); break;
     case 7: node_map_two_threads(); break;
+    case 8: clean_arenas(); break;
+    case 9: arena_used_after_reset(); break;
+    case 10: block_of_another_arena(); break;
     case 4: {   // new[] on T1, delete[] on T2, written on main: found at exit
       char* p = nullptr;
       int t1 = on_thread([&] { p = make_on_thread(40); });
