@@ -112,10 +112,18 @@ block_record* record_of(std::uintptr_t user) {
   return r;
 }
 
-// Any block's record by its user pointer: the slot, else (guarded blocks) the hash.
+// Blocks the slot cannot find are also keyed by user pointer in the
+// registry's hash: guarded blocks (their redzone may be inaccessible) and
+// plain blocks whose user pointer lies further into the core block than
+// core_block_containing looks back (alignments above 2 MiB).
+std::atomic<bool> any_hashed{false};
+bool far_from_start(std::size_t left) { return left > max_pages_back * os::page_size; }
+bool hashed_records() { return any_hashed.load(std::memory_order_relaxed); }
+
+// Any block's record by its user pointer: the slot, else the hash.
 block_record* lookup(std::uintptr_t user) {
   if (block_record* r = record_of(user)) return r;
-  return config.guard ? registry::find(user) : nullptr;
+  return hashed_records() ? registry::find(user) : nullptr;
 }
 
 // The block ends as near the guard page as its alignment allows: exactly on
@@ -534,7 +542,7 @@ block_record* block_at(std::uintptr_t value) {
   void* raw = pcm::block_start(reinterpret_cast<void*>(value));
   if (!raw) {
     if (block_record* r = large_spans ? large_spans->find(value) : nullptr) return r;
-    return config.guard ? registry::find(value) : nullptr;
+    return hashed_records() ? registry::find(value) : nullptr;
   }
   if (block_record* r = record_of(value)) return r;   // the usual case: a pointer to the start
   // Interior pointer into a plain block: its user bytes start at raw + left
@@ -858,7 +866,9 @@ void* allocate(std::size_t size, std::size_t alignment, alloc_kind kind, bool ze
     staging.raw_bytes = pcm::usable_size(raw);
     staging.user = reinterpret_cast<std::uintptr_t>(raw) + left;
   }
-  block_record* r = registry::insert(staging.user, guarded);
+  const bool hashed = guarded || far_from_start(staging.user - reinterpret_cast<std::uintptr_t>(staging.raw));
+  if (hashed && !hashed_records()) any_hashed.store(true, std::memory_order_relaxed);
+  block_record* r = registry::insert(staging.user, hashed);
   if (!r) {
     if (guarded) {
       os::unmap(staging.raw, staging.raw_bytes);
@@ -893,7 +903,7 @@ void deallocate(void* p, alloc_kind kind, std::size_t sized, const char* operati
   auto user = reinterpret_cast<std::uintptr_t>(p);
   block_record* r = record_of(user);
   if (r && !registry::claim_for_free(r, user, &previous)) r = nullptr;
-  if (!r && config.guard) r = registry::find_for_free(user, &previous);
+  if (!r && hashed_records()) r = registry::find_for_free(user, &previous);
   if (!r) {
     // A plain block whose slot was smashed (an underflow) is still a block:
     // found by a scan (slow, errors only), its canaries report the damage.

@@ -38,6 +38,7 @@ long faults_to_touch(void* p, std::size_t n) {
 }  // namespace
 
 TEST_CASE("a freed huge block's pages are reused without faulting them in again") {
+  RELEASE_LIBRARY_ONLY("the huge-block cache");
   // 4 KiB pages only (huge blocks ask for transparent huge pages): a fault a page.
   REQUIRE(prctl(PR_SET_THP_DISABLE, 1, 0, 0, 0) == 0);
   pcm_purge();   // nothing kept from earlier cases
@@ -99,6 +100,7 @@ TEST_CASE("realloc growth through kept ranges and mremap moves keeps the content
 }
 
 TEST_CASE("kept huge memory goes back on pcm_purge and by decay") {
+  RELEASE_LIBRARY_ONLY("the huge-block cache");
   pcm_purge();
   const std::size_t before = resident_bytes();
   std::vector<void*> blocks;
@@ -126,6 +128,7 @@ TEST_CASE("kept huge memory goes back on pcm_purge and by decay") {
 }
 
 TEST_CASE("kept huge memory counts against limit_bytes and is given up when refused") {
+  RELEASE_LIBRARY_ONLY("the huge-block cache");
   spawn_result r = spawn_self("--child=huge-limit", {"PCMALLOC_CONF=limit_bytes:67108864"});
   INFO(r.err);
   CHECK(WIFEXITED(r.wait_status));

@@ -25,7 +25,7 @@ extern "C" void __libc_free(void* p) noexcept;
 namespace api_test {
 
 // Shared with tests/pmr (tests/support/support.hpp).
-using test_support::KiB, test_support::MiB, test_support::is_aligned, test_support::pointer_text,
+using test_support::debug_library, test_support::KiB, test_support::MiB, test_support::is_aligned, test_support::pointer_text,
     test_support::child_result;
 
 // The value passes through an empty asm: no constant folding of malloc(SIZE_MAX),

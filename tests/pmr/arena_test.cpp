@@ -82,6 +82,7 @@ TEST_CASE("pcm::arena: sizes 1 B to 8 MiB, alignments 16 B to 64 KiB") {
     for (const block& b : blocks) overwritten += !stamped(b.pointer, b.size, b.seed);
     CHECK(overwritten == 0);
     for (const block& b : blocks) a.deallocate(b.pointer);
+    if (debug_library()) continue;   // freed blocks wait in quarantine
     pcm::arena_statistics s = a.statistics();
     CHECK(s.small_objects == s.cached_objects);
     CHECK(s.large_bytes == 0);
@@ -115,9 +116,12 @@ TEST_CASE("pcm::arena: free() of an arena block goes back to its arena") {
   CHECK(live_objects(a) == count);
   CHECK(full.small_objects >= std::uint64_t(count));
   for (void* p : blocks) std::free(p);
+  // Under the debug library the blocks wait in quarantine: what counts there
+  // is that free() took each one as the arena's (a report aborts otherwise).
+  const bool counts = !debug_library();
   pcm::arena_statistics after = a.statistics();
-  CHECK(live_objects(a) == 0);
-  CHECK(after.small_objects < full.small_objects);   // more than the caches hold went back to slabs
+  if (counts) CHECK(live_objects(a) == 0);
+  if (counts) CHECK(after.small_objects < full.small_objects);   // more than the caches hold went back to slabs
   // Large and huge blocks, and a block freed by another thread.
   void* large = a.allocate(200 * KiB);
   void* huge = a.allocate(8 * MiB);
@@ -127,9 +131,9 @@ TEST_CASE("pcm::arena: free() of an arena block goes back to its arena") {
   std::free(large);
   std::free(huge);
   std::thread([small] { std::free(small); }).join();
-  CHECK(a.statistics().large_bytes == 0);
-  CHECK(a.statistics().huge_blocks == 0);
-  CHECK(live_objects(a) == 0);
+  if (counts) CHECK(a.statistics().large_bytes == 0);
+  if (counts) CHECK(a.statistics().huge_blocks == 0);
+  if (counts) CHECK(live_objects(a) == 0);
   // The global heap's own frees are not affected.
   void* global = std::malloc(100);
   CHECK_FALSE(a.owns(global));
@@ -153,12 +157,18 @@ TEST_CASE("pcm::arena: reset frees everything, and the memory is used again") {
   CHECK(live_objects(a) > 0);
   CHECK(a.statistics().huge_blocks == 1);
   a.reset();
+  // Under the debug library a reset frees each block into quarantine, and the
+  // arena gets the memory back from there: its counts and its mapped and
+  // resident bytes follow the quarantine, not the reset.
+  const bool counts = !debug_library();
   pcm::arena_statistics s = a.statistics();
-  CHECK(s.small_objects == 0);
-  CHECK(s.cached_objects == 0);
-  CHECK(s.large_bytes == 0);
-  CHECK(s.huge_blocks == 0);
-  CHECK(s.slabs == 0);
+  if (counts) {
+    CHECK(s.small_objects == 0);
+    CHECK(s.cached_objects == 0);
+    CHECK(s.large_bytes == 0);
+    CHECK(s.huge_blocks == 0);
+    CHECK(s.slabs == 0);
+  }
   CHECK(s.resets == 1);
   int still_owned = 0;
   for (void* p : first) still_owned += a.owns(p);
@@ -175,6 +185,7 @@ TEST_CASE("pcm::arena: reset frees everything, and the memory is used again") {
     a.reset();
   }
   CHECK(a.statistics().resets == 102);
+  if (!counts) return;
   CHECK(a.statistics().mapped_bytes <= mapped);
   CHECK(most_mapped <= mapped);
   CHECK(resident_bytes() <= resident + 8 * MiB);
@@ -279,7 +290,7 @@ TEST_CASE("pcm::arena: over a caller's buffer it never asks the OS for more") {
       CAPTURE(round);
       CHECK(errno == ENOMEM);
       CHECK(outside == 0);
-      CHECK(count >= bytes / 256 * 8 / 10);
+      if (!debug_library()) CHECK(count >= bytes / 256 * 8 / 10);   // debug blocks carry 32+ bytes of canaries
       CHECK(a.statistics().mapped_bytes == bytes);
       a.reset();
     }
@@ -334,6 +345,11 @@ TEST_CASE("pcm::arena: deallocating another arena's pointer aborts with a clear 
     CAPTURE(child.error_text);
     CHECK(child.signalled);
     CHECK(child.signal == SIGABRT);
+    // The debug library reports on the stderr it found at start-up; its last line comes through.
+    if (debug_library()) {
+      CHECK(child.error_text.find("pcmalloc-debug") != std::string::npos);
+      continue;
+    }
     CHECK(child.error_text.find("pcm::arena::deallocate(" + pointer_text(m.pointer) + ")") != std::string::npos);
     CHECK(child.error_text.find(m.why) != std::string::npos);
     CHECK(std::count(child.error_text.begin(), child.error_text.end(), '\n') == 1);
@@ -399,6 +415,7 @@ TEST_CASE("pcm::arena: four threads allocate and free in one arena") {
   CHECK(corrupt == 0);
   CHECK(failed == 0);
   CHECK(foreign == 0);
+  if (debug_library()) return;   // freed blocks wait in quarantine
   CHECK(live_objects(a) == 0);
   CHECK(a.statistics().large_bytes == 0);
 }
@@ -406,6 +423,7 @@ TEST_CASE("pcm::arena: four threads allocate and free in one arena") {
 }  // TEST_SUITE
 
 TEST_CASE("pcm::arena: pcm_purge and decay give an explicit arena's free pages back") {
+  RELEASE_LIBRARY_ONLY("freed blocks wait in quarantine");
   pcm::arena a;
   std::vector<void*> blocks;
   for (int i = 0; i < 100; ++i) {

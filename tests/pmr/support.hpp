@@ -17,7 +17,7 @@
 namespace pmr_test {
 
 // Shared with tests/api (tests/support/support.hpp).
-using test_support::KiB, test_support::MiB, test_support::is_aligned, test_support::pointer_text,
+using test_support::debug_library, test_support::KiB, test_support::MiB, test_support::is_aligned, test_support::pointer_text,
     test_support::child_result;
 
 struct allocation_record {

@@ -9,7 +9,11 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <pcmalloc/pcmalloc.h>
+
 namespace test_support {
+
+bool debug_library() { return pcm_debug_enabled() != 0; }
 
 std::string pointer_text(const void* p) {
   char text[32];
