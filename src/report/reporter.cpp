@@ -1,4 +1,4 @@
-#include "reporter.hpp"
+#include "report/reporter.hpp"
 
 #include <atomic>
 #include <cstring>
@@ -16,8 +16,16 @@
 
 extern "C" void* __libc_stack_end;
 
+#ifndef PCM_DEBUG
+#define PCM_DEBUG 0
+#endif
+
 namespace pcm::debug {
 namespace {
+
+// Which library speaks: a report names it, so that a reader knows whether
+// the debug heap or a sampled guard found the bug.
+constexpr const char* library_name = PCM_DEBUG ? "pcmalloc-debug" : "pcmalloc";
 
 mutex report_lock;
 std::atomic<std::uint64_t> error_total{0};
@@ -81,7 +89,7 @@ void print_text(int fd, const error_report& r, stack_view* stacks, unsigned stac
   {
     text_writer w(fd, nullptr, 0);
     const int pid = int(getpid());
-    w.put("==%d== ERROR: pcmalloc-debug: %s on ", pid, name_of(r.kind));
+    w.put("==%d== ERROR: %s: %s on ", pid, library_name, name_of(r.kind));
     describe_location(w, r);
     w.put("\n==%d== %s\n", pid, r.what);
     w.put("==%d== threads: detected in T%d", pid, int(current_thread()));
@@ -407,7 +415,7 @@ void report(const error_report& r) noexcept {
     if (config.report_json) print_json(fd, r, stacks, count);
     else print_text(fd, r, stacks, count);
   }
-  if (config.abort_on_error && r.kind != error_kind::memory_leak) {
+  if (PCM_DEBUG && config.abort_on_error && r.kind != error_kind::memory_leak) {
     os::write_error("pcmalloc-debug: stopping at the first error (abort_on_error)\n", 61);
     os::abort_process();
   }

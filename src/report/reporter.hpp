@@ -1,11 +1,13 @@
-// Error reports of the debug layer: one per detected bug, as text (in the
-// spirit of AddressSanitizer's) or as one JSON object per line, to stderr or
-// the report_file. Never allocates; reports are serialised by one lock.
+// Error reports: one per detected bug, as text (in the spirit of
+// AddressSanitizer's) or as one JSON object per line, to stderr or the
+// report_file. Both libraries build it: the debug layer's reports, and the
+// release library's guarded samples (src/guard), read the same. Never
+// allocates; reports are serialised by one lock.
 #pragma once
 #include <cstddef>
 #include <cstdint>
 
-#include "registry.hpp"
+#include "report/block_record.hpp"
 
 namespace pcm::debug {
 
@@ -42,7 +44,8 @@ struct error_report {
   bool counts = true;                   // false: shown, but not an error for the exit status
 };
 
-// Print, count, and abort when abort_on_error is set.
+// Print and count; the debug library then aborts when abort_on_error is set
+// (the release library's callers stop the process themselves).
 void report(const error_report& r) noexcept;
 std::uint64_t errors_reported() noexcept;
 std::int32_t current_thread() noexcept;   // kernel thread id, cached
