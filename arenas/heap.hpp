@@ -69,6 +69,22 @@ cache_set* own_cache_set() noexcept;
 // Sampled blocks (the heap profiler) are page runs whose descriptor holds a
 // sample number; freeing one calls this hook (set once, before any sample).
 extern void (*sampled_free_hook)(void* p, std::uint32_t sample) PCM_HIDDEN;
+// Guarded samples (src/guard): one region of slots entered in the page map
+// under page_entry::guarded_class, so that their frees miss the fast path like
+// any block that is not small. The core hands every pointer into the region
+// to these hooks (set once, before the first guarded block exists). Each
+// reports and stops on a pointer that is not a live guarded block's start,
+// except owns and block_start, which answer.
+struct guarded_hooks {
+  void (*free)(void* p, std::size_t size, const char* operation);   // size 0: not given
+  std::size_t (*usable_size)(const void* p, const char* operation);
+  bool (*owns)(const void* p);
+  void* (*block_start)(const void* p);
+};
+extern const guarded_hooks* guarded PCM_HIDDEN;
+[[gnu::always_inline]] inline bool is_guarded(page_entry e) noexcept {
+  return e.size_class() == page_entry::guarded_class;
+}
 
 [[gnu::always_inline]] inline void* cache_pop(unsigned cls) noexcept {
   if (mode == cache_mode::per_cpu) [[likely]]

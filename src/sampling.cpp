@@ -1,0 +1,70 @@
+// The sampled slow path (see sampling.hpp): which sampler's countdown ran out
+// decides the kind of sample. When both ran out at once the profiler takes
+// the allocation (its estimates are unbiased only if it never skips one) and
+// the guard's countdown stays below zero, so the thread's next allocation is
+// guarded: guarded sampling is random in any case, one allocation later
+// changes nothing.
+#include "sampling.hpp"
+
+#include <cstring>
+
+#include "guard/guarded_sample.hpp"
+#include "profile/sampler.hpp"
+
+namespace pcm::sampling {
+
+bool enabled = false;
+__thread std::int64_t bytes_until_profile __attribute__((tls_model("initial-exec"))) = 0;
+__thread std::int64_t allocations_until_guard __attribute__((tls_model("initial-exec"))) = 0;
+
+namespace {
+bool profile_on = false, guard_on = false;
+
+void* plain(std::size_t size, std::size_t alignment, bool zero) noexcept {
+  if (zero) return pcm::allocate_zeroed(1, size);
+  return alignment <= 16 ? pcm::allocate(size) : pcm::allocate_aligned(alignment, size);
+}
+
+// Whose turn it is; a countdown of a sampler that is off is pushed out of reach.
+enum class turn { none, profile, guard };
+turn whose_turn() noexcept {
+  if (!profile_on) bytes_until_profile = never;
+  if (!guard_on) allocations_until_guard = never;
+  if (bytes_until_profile < 0) return turn::profile;
+  if (allocations_until_guard < 0 && guard::take_turn()) return turn::guard;
+  return turn::none;
+}
+}  // namespace
+
+void turn_on_profile() noexcept { profile_on = enabled = true; }
+void turn_on_guard() noexcept { guard_on = enabled = true; }
+
+void* allocate(std::size_t size, std::size_t alignment, bool zero) noexcept {
+  switch (whose_turn()) {
+    case turn::profile: return keep_frame(profile::allocate(size, alignment, zero));
+    case turn::guard:
+      if (void* p = guard::allocate(size, alignment)) return p;   // (zeroed pages: see guarded_sample.hpp)
+      break;
+    case turn::none: break;
+  }
+  return plain(size, alignment, zero);
+}
+
+void* reallocate(void* p, std::size_t size) noexcept {
+  switch (whose_turn()) {
+    case turn::profile: return keep_frame(profile::reallocate(p, size));
+    case turn::guard:
+      if (!p || size == 0) break;
+      if (void* q = guard::allocate(size, 16)) {
+        std::size_t old_size = pcm::usable_size(p);   // reports a pointer that is not a live block's
+        std::memcpy(q, p, old_size < size ? old_size : size);
+        pcm::deallocate(p);
+        return q;
+      }
+      break;
+    case turn::none: break;
+  }
+  return pcm::reallocate(p, size);
+}
+
+}  // namespace pcm::sampling
