@@ -23,24 +23,21 @@ namespace pcm {
 enum class request : unsigned char { malloc_family, new_scalar, new_array };
 
 // With sampling off each allocating entry costs one load and one
-// well-predicted branch more, on, a countdown more; frees cost nothing
-// (profiled and guarded blocks reach the core's slow path on their own).
+// well-predicted branch more; on, a jump to sampling's entry points, which
+// count down and then allocate as here; frees cost nothing (profiled and
+// guarded blocks reach the core's slow path on their own).
 struct release_heap {
   static constexpr bool debug = false;
   [[gnu::always_inline]] static void* allocate(std::size_t n, request) noexcept {
-    if (sampling::enabled && sampling::due(n)) [[unlikely]]
-      return sampling::keep_frame(sampling::allocate(n, 16, false));
+    if (sampling::enabled) [[unlikely]] return sampling::allocate(n);
     return pcm::allocate(n);
   }
   [[gnu::always_inline]] static void* allocate_aligned(std::size_t a, std::size_t n, request) noexcept {
-    if (sampling::enabled && a && !(a & (a - 1)) && sampling::due(n)) [[unlikely]]
-      return sampling::keep_frame(sampling::allocate(n, a, false));
+    if (sampling::enabled) [[unlikely]] return sampling::allocate_aligned(a, n);
     return pcm::allocate_aligned(a, n);
   }
   [[gnu::always_inline]] static void* allocate_zeroed(std::size_t c, std::size_t n) noexcept {
-    std::size_t total;
-    if (sampling::enabled && !__builtin_mul_overflow(c, n, &total) && sampling::due(total)) [[unlikely]]
-      return sampling::keep_frame(sampling::allocate(total, 16, true));
+    if (sampling::enabled) [[unlikely]] return sampling::allocate_zeroed(c, n);
     return pcm::allocate_zeroed(c, n);
   }
   [[gnu::always_inline]] static void deallocate(void* p, request) noexcept { pcm::deallocate(p); }
@@ -50,8 +47,7 @@ struct release_heap {
     pcm::deallocate_sized(p, n, r != request::malloc_family && !aligned);
   }
   [[gnu::always_inline]] static void* reallocate(void* p, std::size_t n) noexcept {
-    if (sampling::enabled && sampling::due(n)) [[unlikely]]
-      return sampling::keep_frame(sampling::reallocate(p, n));
+    if (sampling::enabled) [[unlikely]] return sampling::reallocate(p, n);
     return pcm::reallocate(p, n);
   }
   static std::size_t usable_size(const void* p) noexcept { return pcm::usable_size(p); }

@@ -39,9 +39,11 @@ turn whose_turn() noexcept {
 void turn_on_profile() noexcept { profile_on = enabled = true; }
 void turn_on_guard() noexcept { guard_on = enabled = true; }
 
-void* allocate(std::size_t size, std::size_t alignment, bool zero) noexcept {
+namespace {
+// A sample of one kind or the other (profiled, guarded), or a plain block.
+[[gnu::noinline]] void* sampled(std::size_t size, std::size_t alignment, bool zero) noexcept {
   switch (whose_turn()) {
-    case turn::profile: return keep_frame(profile::allocate(size, alignment, zero));
+    case turn::profile: return profile::allocate(size, alignment, zero);
     case turn::guard:
       if (void* p = guard::allocate(size, alignment)) return p;   // (zeroed pages: see guarded_sample.hpp)
       break;
@@ -50,9 +52,9 @@ void* allocate(std::size_t size, std::size_t alignment, bool zero) noexcept {
   return plain(size, alignment, zero);
 }
 
-void* reallocate(void* p, std::size_t size) noexcept {
+[[gnu::noinline]] void* sampled_reallocate(void* p, std::size_t size) noexcept {
   switch (whose_turn()) {
-    case turn::profile: return keep_frame(profile::reallocate(p, size));
+    case turn::profile: return profile::reallocate(p, size);
     case turn::guard:
       if (!p || size == 0) break;
       if (void* q = guard::allocate(size, 16)) {
@@ -64,6 +66,28 @@ void* reallocate(void* p, std::size_t size) noexcept {
       break;
     case turn::none: break;
   }
+  return pcm::reallocate(p, size);
+}
+}  // namespace
+
+void* allocate(std::size_t size) noexcept {
+  if (due(size)) [[unlikely]] return sampled(size, 16, false);
+  return pcm::allocate(size);
+}
+
+void* allocate_aligned(std::size_t alignment, std::size_t size) noexcept {
+  if (alignment && !(alignment & (alignment - 1)) && due(size)) [[unlikely]] return sampled(size, alignment, false);
+  return pcm::allocate_aligned(alignment, size);
+}
+
+void* allocate_zeroed(std::size_t count, std::size_t size) noexcept {
+  std::size_t total;
+  if (!__builtin_mul_overflow(count, size, &total) && due(total)) [[unlikely]] return sampled(total, 16, true);
+  return pcm::allocate_zeroed(count, size);
+}
+
+void* reallocate(void* p, std::size_t size) noexcept {
+  if (due(size)) [[unlikely]] return sampled_reallocate(p, size);
   return pcm::reallocate(p, size);
 }
 

@@ -5,8 +5,8 @@
 // on, every allocation charges both, and the one test `due` sends the
 // allocation to the slow path here when either has run out, where the kind of
 // sample is decided. A countdown whose sampler is off is set so that it never
-// runs out (`never`). Off (the default of both), the fast path pays one load
-// and one well-predicted branch.
+// runs out (`never`). Off, the fast path pays one load and one well-predicted
+// branch; on, a jump to this file's entry points and the countdowns.
 // Synchronisation: `enabled` is written once, at start-up, before other
 // threads exist; the countdowns are per thread.
 #pragma once
@@ -29,18 +29,17 @@ inline constexpr std::int64_t never = std::int64_t(1) << 62;
   return (bytes_until_profile | allocations_until_guard) < 0;
 }
 
-// The sampled allocation (malloc, aligned, calloc forms) and realloc: a
-// profiled block, a guarded block, or (neither after all) a plain one. Called
-// directly from the entry point, never tail-called (see keep_frame): the
-// profiler's stack starts a fixed number of frames up.
-[[gnu::noinline]] void* allocate(std::size_t size, std::size_t alignment, bool zero) noexcept;
+// The allocating entry points while sampling is on: the front ends tail-jump
+// here on the one flag, so that malloc's own hit path carries no countdown
+// (tests/core/fastpath_size_test.py). Each charges the countdowns (`due`)
+// and, when one ran out, makes a profiled block, a guarded block, or (neither
+// after all) a plain one; else the core's allocation, inlined. Samplers take
+// their stacks from the program's frames (debug::capture_program), so how many
+// of these frames lie between does not matter.
+[[gnu::noinline]] void* allocate(std::size_t size) noexcept;
+[[gnu::noinline]] void* allocate_aligned(std::size_t alignment, std::size_t size) noexcept;
+[[gnu::noinline]] void* allocate_zeroed(std::size_t count, std::size_t size) noexcept;
 [[gnu::noinline]] void* reallocate(void* p, std::size_t size) noexcept;
-
-// Keeps the caller's own frame (a call, not a jump, to the sampler).
-[[gnu::always_inline]] inline void* keep_frame(void* p) noexcept {
-  asm volatile("" : "+r"(p));
-  return p;
-}
 
 // Start-up (each sampler's constructor, before main): that sampler is on.
 void turn_on_profile() noexcept;

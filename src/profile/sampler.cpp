@@ -20,6 +20,7 @@
 #include "platform/platform.hpp"
 #include "profile/tables.hpp"
 #include "sampling.hpp"
+#include "report/reporter.hpp"
 #include "trace/stack_trace.hpp"
 #include "trace/symbolize.hpp"
 
@@ -121,8 +122,8 @@ void write_signal_dump() noexcept;
 
 // A sampled block of `size` bytes, or nullptr with *recorded false when the
 // allocation is not to be sampled after all (the caller then allocates plainly).
-// Always inlined into the noinline entry points: the stack starts three frames
-// up (this function, sampling's slow path, the entry point).
+// The stack is the program's (debug::capture_program drops the library's own
+// frames, however many the entry points and sampling's slow path put there).
 // With `old` (realloc of a block to a large size): the core reallocates it, in
 // place or by mremap when it can, and the result is tagged.
 [[gnu::always_inline]] inline void* sampled_block(std::size_t size, std::size_t alignment, bool zero, bool* recorded,
@@ -137,7 +138,7 @@ void write_signal_dump() noexcept;
   if (self.inside || size == 0) return nullptr;
   self.inside = true;
   void* frames[max_frames];
-  unsigned depth = debug::capture(frames, max_frames, 3);   // drop this function, sampling's and the entry point
+  unsigned depth = debug::capture_program(frames, max_frames);
   std::uint32_t stack = depth ? debug::stack_depot_save(frames, depth) : 0;
   double p = -std::expm1(-double(size) / rate);
   double count = 1.0 / p, bytes = double(size) / p;
@@ -272,6 +273,7 @@ __attribute__((constructor)) void start_profiler() {
   used_sites = static_cast<std::uint32_t*>(map_zeroed(std::size_t(site_slots) * sizeof(std::uint32_t)));
   if (!records || !sites || !used_sites) return;
   rate = config.profile_rate ? double(config.profile_rate) : 1.0;
+  debug::find_own_code();   // where stacks start (capture_program)
   if (!config.profile_symbols) debug::set_addr2line_path(nullptr);   // no addr2line child at a dump
   pcm::detail::sampled_free_hook = sampled_free;
   pcm::add_fork_hooks(fork_prepare, fork_parent, fork_child);

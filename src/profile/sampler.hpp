@@ -18,9 +18,8 @@ namespace pcm::profile {
 
 // The sampled allocation itself (malloc, aligned, calloc forms): draws the
 // next interval, and when the block is sampled records its stack, size and
-// weight. Called only from sampling::allocate/reallocate, which the entry
-// point calls (neither tail-calls: keep_frame), so that the stack it records
-// starts at the entry's caller, three frames up.
+// weight. Called from sampling's slow path (src/sampling.cpp); the stack it
+// records is the program's, from its call into the library.
 [[gnu::noinline]] void* allocate(std::size_t size, std::size_t alignment, bool zero) noexcept;
 [[gnu::noinline]] void* reallocate(void* p, std::size_t size) noexcept;
 

@@ -206,8 +206,12 @@ int find_own_text(dl_phdr_info* info, std::size_t, void*) {
 }
 }  // namespace
 
+void find_own_code() noexcept {
+  if (!own_text_end) dl_iterate_phdr(find_own_text, nullptr);
+}
+
 void prepare_reports() noexcept {
-  dl_iterate_phdr(find_own_text, nullptr);
+  find_own_code();
   output_fd();
   void* warm_up[4];
   capture(warm_up, 4, 0);   // libunwind's first use in a process may set itself up
@@ -243,7 +247,10 @@ constexpr unsigned unwind_capacity = 128;
 
 unsigned capture_here(void** frames, unsigned max) noexcept {
   // Unwinding is most of the debug heap's cost: only as deep as will be kept.
-  unsigned limit = config.stack_depth < max ? config.stack_depth : max;
+  return capture_program(frames, config.stack_depth < max ? config.stack_depth : max);
+}
+
+unsigned capture_program(void** frames, unsigned limit) noexcept {
   if (limit == 0) return 0;   // stack_depth:0, no stacks: the cheapest checking
   void* all[unwind_capacity];
   unsigned first;

@@ -65,7 +65,32 @@ int not_stopped(long rounds) {
 // Each round allocates exactly one block, frees it and touches it. The
 // accesses that land in a plain block are harmless: reads, and a write past
 // the free list's link and mark (free_object.hpp: the first 16 bytes).
+// The loops' plain blocks must be safe to read just outside: not the first
+// (underflow) or last (overflow) block of a slab, whose neighbour may be an
+// unmapped page. Two plain blocks next to each other (a guarded block's usable
+// size is its size rounded to 16, a plain one's its class size) are found; the
+// one on the side that is read stays allocated, the other is freed to the top
+// of the cache, where the loop's plain allocations find it again.
+void place_block(std::size_t size, std::size_t class_size, bool keep_lower) {
+  char* previous = nullptr;
+  for (int i = 0; i < 10000; ++i) {
+    char* p = static_cast<char*>(std::malloc(size));
+    if (malloc_usable_size(p) != class_size) continue;   // guarded: kept, out of the way
+    if (previous && (p == previous + class_size || p + class_size == previous)) {
+      char* lower = p < previous ? p : previous;
+      char* upper = p < previous ? previous : p;
+      std::free(keep_lower ? upper : lower);
+      return;
+    }
+    previous = p;
+  }
+  std::printf("no adjacent plain blocks\n");
+  std::exit(2);
+}
+
 int loop(const std::string& what) {
+  if (what == "underflow-read") place_block(4000, 4096, true);
+  if (what == "overflow-read") place_block(64, 64, false);
   open_counter();
   long rounds = 0;
   for (; rounds < max_rounds; ++rounds) {
@@ -82,9 +107,9 @@ int loop(const std::string& what) {
       char* p = guarded_alloc_site(64);   // a multiple of 16: the block ends on the guard page
       touch_read(p, 64);
       guarded_free_site(p);
-    } else {   // underflow-read: a page-sized block starts on a page of its own
-      char* p = guarded_alloc_site(4096);
-      touch_read(p, -1);
+    } else {   // underflow-read: 4000 bytes end on the guard page and start 96 bytes into a page
+      char* p = guarded_alloc_site(4000);
+      touch_read(p, -97);   // the page below: inaccessible in a guarded slot
       guarded_free_site(p);
     }
   }

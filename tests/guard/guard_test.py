@@ -17,6 +17,8 @@ import sys
 import tempfile
 
 CASE, PROGRAM, LIBRARY = sys.argv[1:4]
+if os.path.exists(LIBRARY):   # meson passes a name relative to the build folder
+    LIBRARY = os.path.abspath(LIBRARY)
 
 
 def run(args, conf, extra_env=None, timeout=120):
@@ -89,6 +91,8 @@ def loop_case(name, kind, what, stack_checks, rate=100):
     with tempfile.TemporaryDirectory() as tmp:
         path = os.path.join(tmp, 'counter')
         result = run([PROGRAM, name], f'guard_sample_rate:{rate}', {'GUARD_TEST_COUNTER': path})
+        if not os.path.exists(path):
+            fail('the program stopped before its loop', result)
         with open(path, 'rb') as f:
             rounds = int.from_bytes(f.read(8), 'little')
     check_report(result, kind, what, stack_checks)
