@@ -45,7 +45,12 @@ char* slot_data(std::uint32_t index) noexcept { return region + os::page_size + 
 std::uintptr_t slot_end(std::uint32_t index) noexcept {
   return reinterpret_cast<std::uintptr_t>(slot_data(index)) + slot_data_bytes;
 }
-slot_state state_of(const slot& s) noexcept { return __atomic_load_n(&s.state, __ATOMIC_ACQUIRE); }
+slot_state state_of(const slot& s) noexcept {
+  return slot_state(__atomic_load_n(reinterpret_cast<const std::uint8_t*>(&s.state), __ATOMIC_ACQUIRE));
+}
+void publish_state(slot& s, slot_state value) noexcept {
+  __atomic_store_n(reinterpret_cast<std::uint8_t*>(&s.state), std::uint8_t(value), __ATOMIC_RELEASE);
+}
 bool in_region(std::uintptr_t a) noexcept {
   auto begin = reinterpret_cast<std::uintptr_t>(region);
   return region && a >= begin && a < begin + region_bytes;
@@ -108,7 +113,7 @@ void release(void* p, std::size_t size, const char* operation) noexcept {
   {
     lock_guard guard(lock);
     claimed = state_of(s) == slot_state::live && s.user == a;
-    if (claimed) __atomic_store_n(&s.state, slot_state::freed, __ATOMIC_RELEASE);   // a second free is reported
+    if (claimed) publish_state(s, slot_state::freed);   // a second free is reported
   }
   if (!claimed) bad_pointer(operation, p);
   if (size > slot_end(index) - a) detail::wrong_size(p, size, slot_end(index) - a);
@@ -232,7 +237,7 @@ void* allocate(std::size_t size, std::size_t alignment) noexcept {
   s.alloc_thread = debug::current_thread();
   s.free_stack = 0;
   s.free_thread = 0;
-  __atomic_store_n(&s.state, slot_state::live, __ATOMIC_RELEASE);   // before the pointer escapes
+  publish_state(s, slot_state::live);   // before the pointer escapes
   return reinterpret_cast<void*>(user);
 }
 
