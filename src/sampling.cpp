@@ -14,8 +14,7 @@
 namespace pcm::sampling {
 
 bool enabled = false;
-__thread std::int64_t bytes_until_profile __attribute__((tls_model("initial-exec"))) = 0;
-__thread std::int64_t allocations_until_guard __attribute__((tls_model("initial-exec"))) = 0;
+__thread countdowns countdown __attribute__((tls_model("initial-exec"))) = {};
 
 namespace {
 bool profile_on = false, guard_on = false;
@@ -28,10 +27,15 @@ void* plain(std::size_t size, std::size_t alignment, bool zero) noexcept {
 // Whose turn it is; a countdown of a sampler that is off is pushed out of reach.
 enum class turn { none, profile, guard };
 turn whose_turn() noexcept {
-  if (!profile_on) bytes_until_profile = never;
-  if (!guard_on) allocations_until_guard = never;
-  if (bytes_until_profile < 0) return turn::profile;
-  if (allocations_until_guard < 0 && guard::take_turn()) return turn::guard;
+  if (!profile_on && countdown.bytes_until_profile < 0) {
+    // A thread's first allocation: the profiler's countdown starts at 0 and
+    // stopped `due` before the guard's was charged.
+    countdown.bytes_until_profile = never;
+    --countdown.allocations_until_guard;
+  }
+  if (!guard_on) countdown.allocations_until_guard = never;
+  if (countdown.bytes_until_profile < 0) return turn::profile;
+  if (countdown.allocations_until_guard < 0 && guard::take_turn()) return turn::guard;
   return turn::none;
 }
 }  // namespace

@@ -18,15 +18,20 @@
 namespace pcm::sampling {
 
 extern bool enabled PCM_HIDDEN;
-extern __thread std::int64_t bytes_until_profile PCM_HIDDEN __attribute__((tls_model("initial-exec")));
-extern __thread std::int64_t allocations_until_guard PCM_HIDDEN __attribute__((tls_model("initial-exec")));
+// Both countdowns in one thread-local struct: one address to find (a GOT load
+// in a shared library) for both.
+struct countdowns {
+  std::int64_t bytes_until_profile;
+  std::int64_t allocations_until_guard;
+};
+extern __thread countdowns countdown PCM_HIDDEN __attribute__((tls_model("initial-exec")));
 inline constexpr std::int64_t never = std::int64_t(1) << 62;
 
 // True when an allocation of n bytes is to be sampled one way or the other.
+// (The profiler's allocation is not charged to the guard's countdown.)
 [[gnu::always_inline]] inline bool due(std::size_t n) noexcept {
-  bytes_until_profile -= static_cast<std::int64_t>(n);
-  allocations_until_guard -= 1;
-  return (bytes_until_profile | allocations_until_guard) < 0;
+  if ((countdown.bytes_until_profile -= static_cast<std::int64_t>(n)) < 0) return true;
+  return --countdown.allocations_until_guard < 0;
 }
 
 // The allocating entry points while sampling is on: the front ends tail-jump

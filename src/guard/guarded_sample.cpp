@@ -207,7 +207,7 @@ bool take_turn() noexcept {
   // runs out at the k-th allocation from now.
   double k = 1;
   if (rate > 1) k = std::floor(std::log(uniform()) / std::log1p(-1.0 / rate)) + 1;
-  sampling::allocations_until_guard = k >= 0x1.0p62 ? sampling::never : std::int64_t(k) - 1;
+  sampling::countdown.allocations_until_guard = k >= 0x1.0p62 ? sampling::never : std::int64_t(k) - 1;
   return !first;
 }
 
@@ -252,10 +252,12 @@ bool describe_fault(std::uintptr_t address, fault_site& out) noexcept {
     return true;
   }
   out.block = record_of(s);
-  if (address >= slot_end(index)) out.kind = debug::error_kind::heap_buffer_overflow;   // the slot's guard page
+  // Inside a freed block: use after free. Below the block: underflow. Else
+  // the slot's guard page (a live block's own pages do not fault): overflow.
+  bool inside = address >= s.user && address < slot_end(index);
+  if (inside && state == slot_state::freed) out.kind = debug::error_kind::use_after_free;
   else if (address < s.user) out.kind = debug::error_kind::heap_buffer_underflow;
-  else if (state == slot_state::freed) out.kind = debug::error_kind::use_after_free;
-  else out.kind = debug::error_kind::heap_buffer_overflow;   // (a live block's pages are accessible: not reached)
+  else out.kind = debug::error_kind::heap_buffer_overflow;
   return true;
 }
 

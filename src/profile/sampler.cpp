@@ -26,7 +26,6 @@
 
 namespace pcm::profile {
 
-using sampling::bytes_until_profile;
 
 namespace {
 
@@ -130,11 +129,11 @@ void write_signal_dump() noexcept;
                                                   void* old = nullptr) noexcept {
   *recorded = false;
   bool first = !self.started;
-  std::int64_t owed = bytes_until_profile;     // already charged with `size`
-  bytes_until_profile = next_interval();
+  std::int64_t owed = sampling::countdown.bytes_until_profile;     // already charged with `size`
+  sampling::countdown.bytes_until_profile = next_interval();
   // A thread's first count starts at 0: its first interval is drawn now, and
   // this allocation is charged against it like any other.
-  if (first && (bytes_until_profile += owed) >= 0) return nullptr;
+  if (first && (sampling::countdown.bytes_until_profile += owed) >= 0) return nullptr;
   if (self.inside || size == 0) return nullptr;
   self.inside = true;
   void* frames[max_frames];

@@ -1,5 +1,5 @@
 // The heap profiler's sampling (release library; PCMALLOC_CONF=profile:true).
-// Each thread counts down the bytes it allocates (sampling::bytes_until_profile);
+// Each thread counts down the bytes it allocates (sampling::countdown);
 // the allocation that takes the count below zero is sampled, and the next count is drawn from an
 // exponential distribution of mean profile_rate, so every byte has the same
 // chance (jemalloc's and tcmalloc's scheme). A sampled block is served by
