@@ -5,6 +5,7 @@
 #include <atomic>
 #include <cmath>
 #include <cstdio>
+#include <string_view>
 
 #include "heap.hpp"
 #include "lock.hpp"
@@ -83,8 +84,9 @@ debug::block_record record_of(const slot& s) noexcept {
 }
 
 // `operation` was given a pointer into the region that is not a live block's
-// start: a second free of a guarded block is reported with both its stacks;
-// anything else is an invalid pointer. Both stop the process.
+// start: a freed guarded block's start is reported with both its stacks (a
+// second free, a realloc of it, or another use); anything else is an invalid
+// pointer. Both stop the process.
 [[noreturn]] void bad_pointer(const char* operation, const void* p) noexcept {
   auto a = reinterpret_cast<std::uintptr_t>(p);
   const slot& s = slots[slot_index(a)];
@@ -92,7 +94,11 @@ debug::block_record record_of(const slot& s) noexcept {
     debug::block_record r = record_of(s);
     char what[160];
     std::snprintf(what, sizeof what, "%s of a guarded block that was already freed", operation);
-    debug::report({debug::error_kind::double_free, what, a, &r});
+    std::string_view op(operation);
+    debug::error_kind kind = op == "free"      ? debug::error_kind::double_free
+                             : op == "realloc" ? debug::error_kind::realloc_of_freed
+                                               : debug::error_kind::use_after_free;
+    debug::report({kind, what, a, &r});
     os::abort_process();
   }
   invalid_pointer(operation, p, state_of(s) == slot_state::freed ? "inside a freed guarded block"

@@ -87,10 +87,13 @@ def round_bound(rate, chance=1e-9):
     return math.ceil(math.log(chance) / math.log1p(-1.0 / rate)) + 1
 
 
-def loop_case(name, kind, what, stack_checks, rate=100):
+def loop_case(name, kind, what, stack_checks, rate=100, profile=False):
     with tempfile.TemporaryDirectory() as tmp:
         path = os.path.join(tmp, 'counter')
-        result = run([PROGRAM, name], f'guard_sample_rate:{rate}', {'GUARD_TEST_COUNTER': path})
+        conf = f'guard_sample_rate:{rate}'
+        if profile:   # both samplers under the one switch
+            conf += f',profile:true,profile_symbols:false,profile_file:{tmp}/profile'
+        result = run([PROGRAM, name], conf, {'GUARD_TEST_COUNTER': path})
         if not os.path.exists(path):
             fail('the program stopped before its loop', result)
         with open(path, 'rb') as f:
@@ -99,7 +102,8 @@ def loop_case(name, kind, what, stack_checks, rate=100):
     bound = round_bound(rate)
     if rounds > bound:
         fail(f'stopped after {rounds} rounds; rate {rate} predicts at most {bound}', result)
-    print(f'ok: {name}: {kind} stopped at round {rounds} (bound {bound} for rate {rate})')
+    print(f'ok: {name}{" with profile:true" if profile else ""}: {kind} stopped at round {rounds} '
+          f'(bound {bound} for rate {rate})')
 
 
 def case_uaf_write():
@@ -108,8 +112,10 @@ def case_uaf_write():
 
 
 def case_uaf_read():
-    loop_case('uaf-read', 'use-after-free', 'read of a freed block (guarded sample)',
-              [('detected', 'touch_read'), ('allocated', 'guarded_alloc_site'), ('freed', 'guarded_free_site')])
+    for profile in (False, True):
+        loop_case('uaf-read', 'use-after-free', 'read of a freed block (guarded sample)',
+                  [('detected', 'touch_read'), ('allocated', 'guarded_alloc_site'), ('freed', 'guarded_free_site')],
+                  profile=profile)
 
 
 def case_overflow():
