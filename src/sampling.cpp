@@ -1,9 +1,9 @@
 // The sampled slow path (see sampling.hpp): which sampler's countdown ran out
-// decides the kind of sample. When both ran out at once the profiler takes
-// the allocation (its estimates are unbiased only if it never skips one) and
-// the guard's countdown stays below zero, so the thread's next allocation is
-// guarded: guarded sampling is random in any case, one allocation later
-// changes nothing.
+// decides the kind of sample. The profiler's comes first (its estimates are
+// unbiased only if it never skips one): an allocation whose byte countdown
+// runs out is the profiler's, and is not charged to the guard's countdown
+// (`due` stops before it), which moves the next guarded allocation one later;
+// guarded sampling is random in any case.
 #include "sampling.hpp"
 
 #include <cstring>

@@ -196,7 +196,8 @@ def case_fork():
 
 
 def case_off():
-    for conf, expected in (('guard_sample_rate:0', 'default'), ('', 'default'), ('guard_sample_rate:100', 'installed')):
+    for conf, expected in (('guard_sample_rate:0', 'default'), ('', 'default'), ('guard_sample_rate:100', 'installed'),
+                           ('guard_sample_rate:100,hardened:true', 'default')):   # hardened: no guarded sampling
         result = run([PROGRAM, 'handler'], conf)
         if f'handler: {expected}' not in result.stdout:
             fail(f"with '{conf}' the SIGSEGV handler should be {expected}", result)
