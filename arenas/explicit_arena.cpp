@@ -145,7 +145,7 @@ void deallocate(arena_core& a, void* p) noexcept {
 }
 
 bool owns(const arena_core& a, const void* p) noexcept {
-  return pcm::owns(p) && page_map::lookup(p).owner()->owner == &a;
+  return pcm::owns(p) && !detail::is_guarded(page_map::lookup(p)) && page_map::lookup(p).owner()->owner == &a;
 }
 
 arena_core* owner_of(const void* block) noexcept {

@@ -21,6 +21,7 @@ namespace detail {
 cache_mode mode = cache_mode::uninitialised;
 std::ptrdiff_t rseq_offset = 0;
 void (*sampled_free_hook)(void*, std::uint32_t) = nullptr;
+const guarded_hooks* guarded = nullptr;
 alignas(64) cache_set cpu_caches[rseq::max_cpus];
 }  // namespace detail
 
@@ -283,6 +284,7 @@ void cpu_give_back(cache_set* sets, char* area, unsigned cls, void* p) noexcept 
 
 slab* checked_block(const char* operation, const void* p, page_entry e) noexcept {
   unsigned cls = e.size_class() & ~page_entry::explicit_flag;
+  if (is_guarded(e)) invalid_pointer(operation, p, "a guarded sample where none is expected");
   if (cls == 0) invalid_pointer(operation, p, "not allocated by pcmalloc (stack, global, foreign heap, or already freed large block)");
   if (is_small_class(cls)) {
     if (!detail::is_object_start(p, e, cls)) invalid_pointer(operation, p, "points inside a block, not at its start");
@@ -353,6 +355,7 @@ void free_block(void* p, page_entry e) noexcept {
 
 void deallocate_slow(void* p, page_entry e) noexcept {
   if (!p) return;
+  if (is_guarded(e)) [[unlikely]] return guarded->free(p, 0, "free");
   if (config.hardened && !explicit_block(e)) [[unlikely]] return hardened::deallocate(p, 0, false);
   slab* s = checked_block("free", p, e);
   unsigned cls = e.size_class();
@@ -368,6 +371,8 @@ void wrong_size(const void* p, std::size_t size, std::size_t block) noexcept {
 
 void deallocate_sized_slow(void* p, std::size_t size, bool exact, page_entry e) noexcept {
   if (!p) return;
+  // A guarded block's size is exactly what was asked (exact or not): any size up to it fits.
+  if (is_guarded(e)) [[unlikely]] return guarded->free(p, size, "free");
   if (config.hardened && !explicit_block(e)) [[unlikely]] return hardened::deallocate(p, size, exact);
   unsigned cls = e.size_class() & ~page_entry::explicit_flag;
   if (cls != 0 && owns(p)) {
@@ -457,8 +462,16 @@ void* allocate_aligned(std::size_t alignment, std::size_t size) noexcept {
 void* reallocate(void* p, std::size_t size) noexcept {
   if (!p) return allocate(size);
   if (size == 0) { deallocate(p); return nullptr; }   // as glibc: free, return NULL
-  if (hardened_block(p)) [[unlikely]] return hardened::reallocate(p, size);
   page_entry e = page_map::lookup(p);
+  if (detail::is_guarded(e)) [[unlikely]] {   // moved to a plain block (a new sample is the front end's choice)
+    std::size_t old_usable = detail::guarded->usable_size(p, "realloc");
+    void* q = allocate(size);
+    if (!q) return nullptr;
+    std::memcpy(q, p, size < old_usable ? size : old_usable);
+    detail::guarded->free(p, 0, "realloc");
+    return q;
+  }
+  if (hardened_block(p)) [[unlikely]] return hardened::reallocate(p, size);
   slab* s = detail::checked_block("realloc", p, e);
   unsigned cls = e.size_class() & ~page_entry::explicit_flag;
   detail::end_sample(p, s);   // the old size is freed; the new one may be sampled anew (tag_sampled)
@@ -488,8 +501,9 @@ void* reallocate(void* p, std::size_t size) noexcept {
 
 std::size_t usable_size(const void* p) noexcept {
   if (!p) return 0;
-  if (hardened_block(p)) [[unlikely]] return hardened::usable_size(p);
   page_entry e = page_map::lookup(p);
+  if (detail::is_guarded(e)) [[unlikely]] return detail::guarded->usable_size(p, "malloc_usable_size");
+  if (hardened_block(p)) [[unlikely]] return hardened::usable_size(p);
   slab* s = detail::checked_block("malloc_usable_size", p, e);
   unsigned cls = e.size_class() & ~page_entry::explicit_flag;
   if (is_small_class(cls)) return size_classes[cls].size;
@@ -497,8 +511,9 @@ std::size_t usable_size(const void* p) noexcept {
 }
 
 bool owns(const void* p) noexcept {
-  if (hardened_block(p)) [[unlikely]] return hardened::owns(p);
   page_entry e = page_map::lookup(p);
+  if (detail::is_guarded(e)) [[unlikely]] return detail::guarded->owns(p);
+  if (hardened_block(p)) [[unlikely]] return hardened::owns(p);
   unsigned cls = e.size_class() & ~page_entry::explicit_flag;
   if (cls == 0) return false;
   if (is_small_class(cls)) return detail::is_object_start(p, e, cls);
@@ -507,6 +522,7 @@ bool owns(const void* p) noexcept {
 
 void* block_start(const void* p) noexcept {
   page_entry e = page_map::lookup(p);
+  if (detail::is_guarded(e)) [[unlikely]] return detail::guarded->block_start(p);
   unsigned cls = e.size_class() & ~page_entry::explicit_flag;
   if (cls == 0) return nullptr;
   auto a = reinterpret_cast<std::uintptr_t>(p);
@@ -521,7 +537,7 @@ void* block_start(const void* p) noexcept {
 bool tag_sampled(void* p, std::uint32_t sample) noexcept {
   page_entry e = page_map::lookup(p);
   unsigned cls = e.size_class();
-  if (cls == 0 || is_small_class(cls) || (cls & page_entry::explicit_flag) ||
+  if (cls == 0 || is_small_class(cls) || (cls & page_entry::explicit_flag) || detail::is_guarded(e) ||
       e.owner()->start != reinterpret_cast<std::uintptr_t>(p))
     return false;
   e.owner()->sample = sample;

@@ -8,9 +8,10 @@
 //                     refuse a marked (already free) object, mark it -> push
 //                     onto this CPU's (or thread's) bin -> done.
 // Budgets (tests/core/fastpath_size_test.py, x86-64): the longest hit path of
-// malloc() is 46 instructions with gcc 12 (52 with clang 14), of free() 77
+// malloc() is 43 instructions with gcc 12 (47 with clang 14), of free() 77
 // (74), with no call and no atomic; of these, the free mark is 1 of malloc's
-// and 5 of free's, the heap profiler's off switch (src/heap_policy.hpp) 5 of
+// and 5 of free's, sampling's switch (src/heap_policy.hpp: a flag, and a jump
+// to src/sampling.cpp while the heap profiler or guarded sampling is on) 2 of
 // malloc's.
 // Anything else (empty or full bin, large, huge, foreign pointers, first use)
 // tail-calls a noinline slow path.
@@ -69,6 +70,22 @@ cache_set* own_cache_set() noexcept;
 // Sampled blocks (the heap profiler) are page runs whose descriptor holds a
 // sample number; freeing one calls this hook (set once, before any sample).
 extern void (*sampled_free_hook)(void* p, std::uint32_t sample) PCM_HIDDEN;
+// Guarded samples (src/guard): one region of slots entered in the page map
+// under page_entry::guarded_class, so that their frees miss the fast path like
+// any block that is not small. The core hands every pointer into the region
+// to these hooks (set once, before the first guarded block exists). Each
+// reports and stops on a pointer that is not a live guarded block's start,
+// except owns and block_start, which answer.
+struct guarded_hooks {
+  void (*free)(void* p, std::size_t size, const char* operation);   // size 0: not given
+  std::size_t (*usable_size)(const void* p, const char* operation);
+  bool (*owns)(const void* p);
+  void* (*block_start)(const void* p);
+};
+extern const guarded_hooks* guarded PCM_HIDDEN;
+[[gnu::always_inline]] inline bool is_guarded(page_entry e) noexcept {
+  return e.size_class() == page_entry::guarded_class;
+}
 
 [[gnu::always_inline]] inline void* cache_pop(unsigned cls) noexcept {
   if (mode == cache_mode::per_cpu) [[likely]]

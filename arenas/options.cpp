@@ -56,6 +56,7 @@ constexpr key_spec keys[] = {
     PCM_KEY(profile_file, text, sizeof(options::profile_file) - 1),
     PCM_KEY(profile_signal, number32, 64),
     PCM_KEY(profile_symbols, boolean, 1),
+    PCM_KEY(guard_sample_rate, number64, 1ull << 40),
     PCM_KEY(guard, boolean, 1),
     PCM_KEY(quarantine_bytes, number64, ~0ull),
     PCM_KEY(abort_on_error, boolean, 1),

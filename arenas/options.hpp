@@ -30,6 +30,9 @@ struct options {
   char profile_file[256] = {};            // prefix of the exit profiles (default "pcmalloc-profile")
   std::uint32_t profile_signal = 0;       // dump the profiles on this signal (0: none)
   bool profile_symbols = true;            // file:line through addr2line in dumps (false: ELF symbols only)
+  // Guarded sampling (release library; src/guard): about one allocation in
+  // this many on its own pages between guard pages (0: off). README: the default.
+  std::uint64_t guard_sample_rate = 0;
 
   // Debug library only (libpcmalloc-debug.so); ignored by the release library.
   bool guard = false;                     // every block on its own pages between guard pages

@@ -18,7 +18,9 @@ struct slab;
 
 // An entry packs the page's descriptor and what the free fast path needs:
 //   bits  0..47  slab* (descriptor of the slab, large run or huge block)
-//   bits 48..55  size class (0: not ours; small classes; large; huge_class),
+//   bits 48..55  size class (0: not ours; small classes; large; huge_class;
+//                guarded_class: a page of the guarded-sample region, whose
+//                owner is null and whose blocks src/guard keeps),
 //                with explicit_flag set on small slabs of explicit arenas (so
 //                the fast free path, which accepts only plain small classes,
 //                leaves them to the slow path and their own arena)
@@ -29,6 +31,7 @@ struct page_entry {
   std::uint64_t bits;
 
   static constexpr unsigned huge_class = 0x7f;
+  static constexpr unsigned guarded_class = 0x7e;
   static constexpr unsigned explicit_flag = 0x80;
   static page_entry make(slab* s, unsigned cls, unsigned page_offset) noexcept {
     return {reinterpret_cast<std::uint64_t>(s) | (std::uint64_t(cls) << 48) |

@@ -48,9 +48,9 @@ inline constexpr bool supported = true;
 
 // Pop from this CPU's bin; `bin0` is the bin of the same class on CPU 0.
 // Expected: 14 instructions on the hit path, no atomics, no fences; of the
-// 46 on malloc()'s whole hit path (gcc 12, heap.hpp's budget, checked by
+// 43 on malloc()'s whole hit path (gcc 12, heap.hpp's budget, checked by
 // tests/core/fastpath_size_test.py), the rest are the size class, the CPU's
-// bin, the free mark and the profiler's off switch. (Not asm
+// bin, the free mark and sampling's switch (src/heap_policy.hpp). (Not asm
 // goto: g++ 12 miscompiled its miss path under UBSan, returning a stale
 // pointer, and deleted a non-volatile one whose outputs went unused.)
 [[gnu::always_inline]] inline void* pop(char* rseq_area, cache_bin* bin0) noexcept {

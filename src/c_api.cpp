@@ -3,6 +3,7 @@
 
 #include "arena.hpp"
 #include "entry_points.hpp"
+#include "profile/sampler.hpp"
 
 #include <cerrno>
 

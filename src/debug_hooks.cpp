@@ -4,7 +4,7 @@
 #include "pcmalloc/pcmalloc.h"
 
 #if PCM_DEBUG
-#include "debug/reporter.hpp"
+#include "report/reporter.hpp"
 #include "trace/stack_trace.hpp"
 #endif
 

@@ -1,14 +1,15 @@
 // Which heap the front ends talk to, chosen at compile time: the core directly
 // (libpcmalloc) or the debug heap on top of it (libpcmalloc-debug, built from
 // the same sources with PCM_DEBUG=1). The release build carries none of the
-// debug work; it tests one flag at run time, the heap profiler's.
+// debug work; it tests one flag at run time, sampling's (heap profile or
+// guarded samples: src/sampling.hpp).
 #pragma once
 #include <cerrno>
 #include <cstddef>
 
 #include "explicit_arena.hpp"
 #include "heap.hpp"
-#include "profile/sampler.hpp"
+#include "sampling.hpp"
 
 #ifndef PCM_DEBUG
 #define PCM_DEBUG 0
@@ -23,25 +24,22 @@ namespace pcm {
 // How a block was asked for; the debug heap checks that it is given back the same way.
 enum class request : unsigned char { malloc_family, new_scalar, new_array };
 
-// With profiling off (the default) each allocating entry costs one load and
-// one well-predicted branch more; frees cost nothing (sampled blocks reach
-// the core's slow path on their own).
+// With sampling off each allocating entry costs one load and one
+// well-predicted branch more; on, a jump to sampling's entry points, which
+// count down and then allocate as here; frees cost nothing (profiled and
+// guarded blocks reach the core's slow path on their own).
 struct release_heap {
   static constexpr bool debug = false;
   [[gnu::always_inline]] static void* allocate(std::size_t n, request) noexcept {
-    if (profile::enabled && profile::sample_due(n)) [[unlikely]]
-      return profile::keep_frame(profile::allocate(n, 16, false));
+    if (sampling::enabled) [[unlikely]] return sampling::allocate(n);
     return pcm::allocate(n);
   }
   [[gnu::always_inline]] static void* allocate_aligned(std::size_t a, std::size_t n, request) noexcept {
-    if (profile::enabled && a && !(a & (a - 1)) && profile::sample_due(n)) [[unlikely]]
-      return profile::keep_frame(profile::allocate(n, a, false));
+    if (sampling::enabled) [[unlikely]] return sampling::allocate_aligned(a, n);
     return pcm::allocate_aligned(a, n);
   }
   [[gnu::always_inline]] static void* allocate_zeroed(std::size_t c, std::size_t n) noexcept {
-    std::size_t total;
-    if (profile::enabled && !__builtin_mul_overflow(c, n, &total) && profile::sample_due(total)) [[unlikely]]
-      return profile::keep_frame(profile::allocate(total, 16, true));
+    if (sampling::enabled) [[unlikely]] return sampling::allocate_zeroed(c, n);
     return pcm::allocate_zeroed(c, n);
   }
   [[gnu::always_inline]] static void deallocate(void* p, request) noexcept { pcm::deallocate(p); }
@@ -51,8 +49,7 @@ struct release_heap {
     pcm::deallocate_sized(p, n, r != request::malloc_family && !aligned);
   }
   [[gnu::always_inline]] static void* reallocate(void* p, std::size_t n) noexcept {
-    if (profile::enabled && profile::sample_due(n)) [[unlikely]]
-      return profile::keep_frame(profile::reallocate(p, n));
+    if (sampling::enabled) [[unlikely]] return sampling::reallocate(p, n);
     return pcm::reallocate(p, n);
   }
   static std::size_t usable_size(const void* p) noexcept { return pcm::usable_size(p); }

@@ -20,7 +20,7 @@
 #include "lock.hpp"
 #include "options.hpp"
 #include "platform/platform.hpp"
-#include "reporter.hpp"
+#include "report/reporter.hpp"
 #include "trace/stack_trace.hpp"
 #include "trace/symbolize.hpp"
 

@@ -19,15 +19,17 @@
 #include "options.hpp"
 #include "platform/platform.hpp"
 #include "profile/tables.hpp"
+#include "sampling.hpp"
+#include "report/reporter.hpp"
 #include "trace/stack_trace.hpp"
 #include "trace/symbolize.hpp"
 
 namespace pcm::profile {
 
-bool enabled = false;
-__thread std::int64_t bytes_until_sample __attribute__((tls_model("initial-exec"))) = 0;
 
 namespace {
+
+bool enabled = false;   // profile:true, and the tables are there
 
 constexpr unsigned max_frames = 64;
 constexpr std::uint32_t max_records = 1u << 18;   // live sampled blocks (~128 GiB of heap at 512 KiB)
@@ -119,22 +121,23 @@ void write_signal_dump() noexcept;
 
 // A sampled block of `size` bytes, or nullptr with *recorded false when the
 // allocation is not to be sampled after all (the caller then allocates plainly).
-// Always inlined into the noinline entry points: the stack starts two frames up.
+// The stack is the program's (debug::capture_program drops the library's own
+// frames, however many the entry points and sampling's slow path put there).
 // With `old` (realloc of a block to a large size): the core reallocates it, in
 // place or by mremap when it can, and the result is tagged.
 [[gnu::always_inline]] inline void* sampled_block(std::size_t size, std::size_t alignment, bool zero, bool* recorded,
                                                   void* old = nullptr) noexcept {
   *recorded = false;
   bool first = !self.started;
-  std::int64_t owed = bytes_until_sample;     // already charged with `size`
-  bytes_until_sample = next_interval();
+  std::int64_t owed = sampling::countdown.bytes_until_profile;     // already charged with `size`
+  sampling::countdown.bytes_until_profile = next_interval();
   // A thread's first count starts at 0: its first interval is drawn now, and
   // this allocation is charged against it like any other.
-  if (first && (bytes_until_sample += owed) >= 0) return nullptr;
+  if (first && (sampling::countdown.bytes_until_profile += owed) >= 0) return nullptr;
   if (self.inside || size == 0) return nullptr;
   self.inside = true;
   void* frames[max_frames];
-  unsigned depth = debug::capture(frames, max_frames, 2);   // drop this function and the entry point
+  unsigned depth = debug::capture_program(frames, max_frames);
   std::uint32_t stack = depth ? debug::stack_depot_save(frames, depth) : 0;
   double p = -std::expm1(-double(size) / rate);
   double count = 1.0 / p, bytes = double(size) / p;
@@ -269,6 +272,7 @@ __attribute__((constructor)) void start_profiler() {
   used_sites = static_cast<std::uint32_t*>(map_zeroed(std::size_t(site_slots) * sizeof(std::uint32_t)));
   if (!records || !sites || !used_sites) return;
   rate = config.profile_rate ? double(config.profile_rate) : 1.0;
+  debug::find_own_code();   // where stacks start (capture_program)
   if (!config.profile_symbols) debug::set_addr2line_path(nullptr);   // no addr2line child at a dump
   pcm::detail::sampled_free_hook = sampled_free;
   pcm::add_fork_hooks(fork_prepare, fork_parent, fork_child);
@@ -280,6 +284,7 @@ __attribute__((constructor)) void start_profiler() {
     sigaction(int(config.profile_signal), &action, nullptr);
   }
   enabled = true;
+  sampling::turn_on_profile();
 }
 
 // At exit, after the program's own destructors: the final profiles.

@@ -8,7 +8,7 @@ set -euo pipefail
 root=$1 build=$2
 command -v clang-tidy >/dev/null && command -v cppcheck >/dev/null || { echo "clang-tidy or cppcheck missing"; exit 77; }
 cd "$root"
-mapfile -t sources < <(ls arenas/*.cpp arenas/platform/*.cpp src/*.cpp src/debug/*.cpp src/trace/*.cpp src/profile/*.cpp)
+mapfile -t sources < <(ls arenas/*.cpp arenas/platform/*.cpp src/*.cpp src/debug/*.cpp src/report/*.cpp src/guard/*.cpp src/trace/*.cpp src/profile/*.cpp)
 
 status=0
 echo "== clang-tidy (${#sources[@]} files)"

@@ -1,4 +1,4 @@
-#include "reporter.hpp"
+#include "report/reporter.hpp"
 
 #include <atomic>
 #include <cstring>
@@ -16,8 +16,16 @@
 
 extern "C" void* __libc_stack_end;
 
+#ifndef PCM_DEBUG
+#define PCM_DEBUG 0
+#endif
+
 namespace pcm::debug {
 namespace {
+
+// Which library speaks: a report names it, so that a reader knows whether
+// the debug heap or a sampled guard found the bug.
+constexpr const char* library_name = PCM_DEBUG ? "pcmalloc-debug" : "pcmalloc";
 
 mutex report_lock;
 std::atomic<std::uint64_t> error_total{0};
@@ -81,7 +89,7 @@ void print_text(int fd, const error_report& r, stack_view* stacks, unsigned stac
   {
     text_writer w(fd, nullptr, 0);
     const int pid = int(getpid());
-    w.put("==%d== ERROR: pcmalloc-debug: %s on ", pid, name_of(r.kind));
+    w.put("==%d== ERROR: %s: %s on ", pid, library_name, name_of(r.kind));
     describe_location(w, r);
     w.put("\n==%d== %s\n", pid, r.what);
     w.put("==%d== threads: detected in T%d", pid, int(current_thread()));
@@ -198,8 +206,12 @@ int find_own_text(dl_phdr_info* info, std::size_t, void*) {
 }
 }  // namespace
 
+void find_own_code() noexcept {
+  if (!own_text_end) dl_iterate_phdr(find_own_text, nullptr);
+}
+
 void prepare_reports() noexcept {
-  dl_iterate_phdr(find_own_text, nullptr);
+  find_own_code();
   output_fd();
   void* warm_up[4];
   capture(warm_up, 4, 0);   // libunwind's first use in a process may set itself up
@@ -235,7 +247,10 @@ constexpr unsigned unwind_capacity = 128;
 
 unsigned capture_here(void** frames, unsigned max) noexcept {
   // Unwinding is most of the debug heap's cost: only as deep as will be kept.
-  unsigned limit = config.stack_depth < max ? config.stack_depth : max;
+  return capture_program(frames, config.stack_depth < max ? config.stack_depth : max);
+}
+
+unsigned capture_program(void** frames, unsigned limit) noexcept {
   if (limit == 0) return 0;   // stack_depth:0, no stacks: the cheapest checking
   void* all[unwind_capacity];
   unsigned first;
@@ -407,7 +422,7 @@ void report(const error_report& r) noexcept {
     if (config.report_json) print_json(fd, r, stacks, count);
     else print_text(fd, r, stacks, count);
   }
-  if (config.abort_on_error && r.kind != error_kind::memory_leak) {
+  if (PCM_DEBUG && config.abort_on_error && r.kind != error_kind::memory_leak) {
     os::write_error("pcmalloc-debug: stopping at the first error (abort_on_error)\n", 61);
     os::abort_process();
   }

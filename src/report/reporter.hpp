@@ -1,11 +1,13 @@
-// Error reports of the debug layer: one per detected bug, as text (in the
-// spirit of AddressSanitizer's) or as one JSON object per line, to stderr or
-// the report_file. Never allocates; reports are serialised by one lock.
+// Error reports: one per detected bug, as text (in the spirit of
+// AddressSanitizer's) or as one JSON object per line, to stderr or the
+// report_file. Both libraries build it: the debug layer's reports, and the
+// release library's guarded samples (src/guard), read the same. Never
+// allocates; reports are serialised by one lock.
 #pragma once
 #include <cstddef>
 #include <cstdint>
 
-#include "registry.hpp"
+#include "report/block_record.hpp"
 
 namespace pcm::debug {
 
@@ -42,12 +44,19 @@ struct error_report {
   bool counts = true;                   // false: shown, but not an error for the exit status
 };
 
-// Print, count, and abort when abort_on_error is set.
+// Print and count; the debug library then aborts when abort_on_error is set
+// (the release library's callers stop the process themselves).
 void report(const error_report& r) noexcept;
 std::uint64_t errors_reported() noexcept;
 std::int32_t current_thread() noexcept;   // kernel thread id, cached
-// The calling thread's stack from the debug library's entry point outwards.
+// The calling thread's stack from the library's entry point outwards (the
+// program's frames only, however the library's own frames were inlined or
+// tail-called), at most stack_depth frames; capture_program: at most `limit`.
+// Both need find_own_code() (or prepare_reports()) first.
 unsigned capture_here(void** frames, unsigned max) noexcept;
+unsigned capture_program(void** frames, unsigned limit) noexcept;
+// Where this library's code lies (once; before capture_program is used).
+void find_own_code() noexcept;
 // A line of text to the report output (stderr's duplicate or the report_file).
 void report_note(const char* text, std::size_t length) noexcept;
 // The calling thread's stack (as capture_here) saved in the stack depot: its id.
