@@ -79,13 +79,11 @@ slab* arena_core::new_slab(unsigned cls) noexcept {
   s->bytes = std::size_t(run.pages) << os::page_shift;
   s->capacity = info.objects;
   s->size_class = std::uint16_t(cls);
-  s->kind = slab_kind::small;
   s->owner = this;
   s->home = run.home;
   s->first_page = run.first;
   s->pages = run.pages;
   ++bins[cls].stats.slabs;
-  ++bins[cls].stats.slabs_created;
   return s;
 }
 
@@ -222,7 +220,6 @@ void* arena_core::allocate_large(std::size_t size, std::size_t alignment, bool z
   s->capacity = 1;
   s->used = 1;
   s->size_class = std::uint16_t(size_to_class(size <= small_max ? small_max + 1 : size));
-  s->kind = slab_kind::large;
   s->owner = this;
   s->home = run.home;
   s->first_page = run.first;
@@ -483,7 +480,6 @@ void* allocate_huge(std::size_t size, std::size_t alignment, arena_core* owner, 
   s->bytes = mapped;
   s->capacity = 1;
   s->used = 1;
-  s->kind = slab_kind::huge;
   s->requested = size;
   if (!page_map::set_one(memory, page_entry::make(s, page_entry::huge_class, 0))) {
     os::unmap(memory, mapped);

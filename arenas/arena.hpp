@@ -22,7 +22,6 @@ struct bin_stats {
   std::uint64_t objects_out = 0;   // objects handed to caches or callers
   std::uint64_t objects_back = 0;  // objects returned
   std::uint64_t slabs = 0;         // slabs currently held
-  std::uint64_t slabs_created = 0;
 };
 
 // A bin's transfer stack holds whole objects that caches drained, for the next

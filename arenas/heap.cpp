@@ -621,7 +621,7 @@ void for_each_cache(void (*visit)(const cache_set&, void*), void* context) noexc
   for (cache_set* set = live_threads; set; set = set->next_thread) visit(*set, context);
 }
 
-void adjust_cache_counts(unsigned cls, std::uint64_t&, std::uint64_t& misses, std::uint64_t& frees) noexcept {
+void adjust_cache_counts(unsigned cls, std::uint64_t& misses, std::uint64_t& frees) noexcept {
   const slow_path_counters& c = slow_counts[cls];
   frees += c.direct_frees.load(std::memory_order_relaxed);
   misses = c.misses.load(std::memory_order_relaxed);

@@ -185,9 +185,9 @@ void add_fork_hooks(void (*prepare)(), void (*parent)(), void (*child)()) noexce
 
 // For statistics: visit every live cache (CPU caches, then thread caches).
 void for_each_cache(void (*visit)(const cache_set&, void*), void* context) noexcept;
-// Turn the caches' raw pop/push counts into allocation hits and frees, and
+// Add the frees that bypassed the caches to `frees` (the caches' pushes) and
 // give the misses (see the counters in heap.cpp).
-void adjust_cache_counts(unsigned cls, std::uint64_t& hits, std::uint64_t& misses, std::uint64_t& frees) noexcept;
+void adjust_cache_counts(unsigned cls, std::uint64_t& misses, std::uint64_t& frees) noexcept;
 
 // Reports an invalid pointer passed to `operation` and aborts.
 [[noreturn]] void invalid_pointer(const char* operation, const void* p, const char* why) noexcept;

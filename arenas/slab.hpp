@@ -13,8 +13,6 @@ namespace pcm {
 struct arena_core;
 struct chunk;
 
-enum class slab_kind : std::uint8_t { small, large, huge };
-
 struct slab {
   std::uintptr_t start = 0;       // first byte of the first page
   std::size_t bytes = 0;          // pages * page size (huge: mapped bytes)
@@ -23,7 +21,6 @@ struct slab {
   std::uint32_t used = 0;         // objects out of the slab (in caches or in use)
   std::uint32_t capacity = 0;     // objects per slab
   std::uint16_t size_class = 0;
-  slab_kind kind = slab_kind::small;
   bool in_partial_list = false;
   slab* prev = nullptr;           // bin's partial list (small), free list of descriptors
   slab* next = nullptr;

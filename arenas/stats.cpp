@@ -39,7 +39,7 @@ void take(snapshot& out) noexcept {
   for (unsigned cls = first_class; cls < cache_bins; ++cls) {
     class_snapshot& c = out.classes[cls];
     c.size = size_classes[cls].size;
-    adjust_cache_counts(cls, c.cache_hits, c.cache_misses, c.frees);
+    adjust_cache_counts(cls, c.cache_misses, c.frees);
     c.requests = c.cache_hits + c.cache_misses;
     c.slab_bytes = c.slabs * std::uint64_t(size_classes[cls].slab_pages) * os::page_size;
     c.live_objects = out_of_slabs[cls] > c.cached_objects ? out_of_slabs[cls] - c.cached_objects : 0;

@@ -10,8 +10,9 @@
 
 extern "C" {
 
+int pcm_debug_enabled(void) { return pcm::heap_policy::debug ? 1 : 0; }
+
 #if PCM_DEBUG
-int pcm_debug_enabled(void) { return 1; }
 
 unsigned pcm_debug_stack(void) {
   void* frames[64];
@@ -32,7 +33,6 @@ void pcm_debug_report(int kind, const void* object, size_t size, unsigned stack,
   report(r);
 }
 #else
-int pcm_debug_enabled(void) { return 0; }
 unsigned pcm_debug_stack(void) { return 0; }
 int pcm_debug_thread(void) { return int(pcm::os::thread_id()); }
 void pcm_debug_report(int, const void*, size_t, unsigned, int, const char*) {}

@@ -9,6 +9,7 @@
 
 #include "explicit_arena.hpp"
 #include "heap.hpp"
+#include "report/block_record.hpp"
 #include "sampling.hpp"
 
 #ifndef PCM_DEBUG
@@ -20,9 +21,6 @@
 #endif
 
 namespace pcm {
-
-// How a block was asked for; the debug heap checks that it is given back the same way.
-enum class request : unsigned char { malloc_family, new_scalar, new_array };
 
 // With sampling off each allocating entry costs one load and one
 // well-predicted branch more; on, a jump to sampling's entry points, which
@@ -67,22 +65,21 @@ struct release_heap {
 #if PCM_DEBUG
 struct debug_heap {
   static constexpr bool debug = true;
-  static debug::alloc_kind kind(request r) noexcept { return static_cast<debug::alloc_kind>(r); }
   static const char* operation(request r) noexcept {
     return r == request::malloc_family ? "free" : r == request::new_scalar ? "operator delete" : "operator delete[]";
   }
-  static void* allocate(std::size_t n, request r) noexcept { return debug::allocate(n, 16, kind(r), false); }
+  static void* allocate(std::size_t n, request r) noexcept { return debug::allocate(n, 16, r, false); }
   static void* allocate_aligned(std::size_t a, std::size_t n, request r) noexcept {
     if (a == 0 || (a & (a - 1))) { errno = EINVAL; return nullptr; }
-    return debug::allocate(n, a, kind(r), false);
+    return debug::allocate(n, a, r, false);
   }
   static void* allocate_zeroed(std::size_t c, std::size_t n) noexcept {
     std::size_t total;
     if (__builtin_mul_overflow(c, n, &total)) { errno = ENOMEM; return nullptr; }
-    return debug::allocate(total, 16, debug::alloc_kind::malloc_family, true);
+    return debug::allocate(total, 16, request::malloc_family, true);
   }
-  static void deallocate(void* p, request r) noexcept { debug::deallocate(p, kind(r), 0, operation(r)); }
-  static void deallocate_sized(void* p, std::size_t n, request r, bool = false) noexcept { debug::deallocate(p, kind(r), n, operation(r)); }
+  static void deallocate(void* p, request r) noexcept { debug::deallocate(p, r, 0, operation(r)); }
+  static void deallocate_sized(void* p, std::size_t n, request r, bool = false) noexcept { debug::deallocate(p, r, n, operation(r)); }
   static void* reallocate(void* p, std::size_t n) noexcept { return debug::reallocate(p, n); }
   static std::size_t usable_size(const void* p) noexcept { return debug::usable_size(p); }
   static bool owns(const void* p) noexcept { return debug::owns(p); }
@@ -91,7 +88,7 @@ struct debug_heap {
   // the arena's memory comes back to it through the quarantine.
   static void* arena_allocate(arena_core& a, std::size_t n, std::size_t alignment) noexcept {
     if (alignment == 0 || (alignment & (alignment - 1))) { errno = EINVAL; return nullptr; }
-    return debug::allocate(n, alignment, debug::alloc_kind::malloc_family, false, &a);
+    return debug::allocate(n, alignment, request::malloc_family, false, &a);
   }
   static void arena_deallocate(arena_core& a, void* p) noexcept { debug::deallocate_in(a, p); }
   static bool arena_owns(const arena_core& a, const void* p) noexcept { return debug::arena_owns(a, p); }
@@ -103,7 +100,6 @@ struct debug_heap {
   }
 };
 using heap_policy = debug_heap;
-static_assert(static_cast<int>(debug::alloc_kind::new_array) == static_cast<int>(request::new_array));
 #else
 using heap_policy = release_heap;
 #endif

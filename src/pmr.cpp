@@ -5,7 +5,6 @@
 
 #include <new>
 
-#include "explicit_arena.hpp"
 #include "heap_policy.hpp"
 #include "size_class.hpp"
 

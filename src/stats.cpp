@@ -16,14 +16,13 @@ namespace {
 
 using pcm::text_writer;
 using ull = unsigned long long;
-const char* mode_name(pcm::cache_mode m) { return m == pcm::cache_mode::per_cpu ? "per-cpu (rseq)" : "per-thread"; }
 double ratio(std::uint64_t part, std::uint64_t whole) { return whole ? double(part) / double(whole) : 0.0; }
 // 1 - live / held; no memory held is no fragmentation.
 double fragmentation(std::uint64_t live, std::uint64_t held) { return held ? 1.0 - double(live) / double(held) : 0.0; }
 double mib(std::uint64_t bytes) { return double(bytes) / (1024.0 * 1024.0); }
 
 void write_text(text_writer& w, const pcm::stats::snapshot& s) {
-  w.put("pcmalloc statistics: cache mode %s, %u arenas, %u cpus\n", mode_name(s.mode), s.arenas, s.cpus);
+  w.put("pcmalloc statistics: cache mode %s, %u arenas, %u cpus\n", pcm::cache_mode_name(), s.arenas, s.cpus);
   w.put("  resident %.1f MiB, mapped %.1f MiB, metadata %.1f MiB, dirty %.1f MiB, purged %.1f MiB (total)\n",
         mib(s.resident_bytes), mib(s.mapped_bytes), mib(s.metadata_bytes), mib(s.dirty_bytes), mib(s.purged_bytes));
   w.put("  small: %.2f MiB live in %.2f MiB of slabs (fragmentation %.1f%%); large: %llu blocks, %.2f MiB; huge: %llu blocks, %.2f MiB\n",
@@ -42,7 +41,7 @@ void write_text(text_writer& w, const pcm::stats::snapshot& s) {
 }
 
 void write_json(text_writer& w, const pcm::stats::snapshot& s) {
-  w.put("{\"cache_mode\":\"%s\",\"arenas\":%u,\"cpus\":%u,", mode_name(s.mode), s.arenas, s.cpus);
+  w.put("{\"cache_mode\":\"%s\",\"arenas\":%u,\"cpus\":%u,", pcm::cache_mode_name(), s.arenas, s.cpus);
   w.put("\"resident_bytes\":%llu,\"mapped_bytes\":%llu,\"metadata_bytes\":%llu,\"dirty_bytes\":%llu,\"purged_bytes\":%llu,",
         ull(s.resident_bytes), ull(s.mapped_bytes), ull(s.metadata_bytes), ull(s.dirty_bytes), ull(s.purged_bytes));
   w.put("\"small_live_bytes\":%llu,\"small_slab_bytes\":%llu,\"large_live_bytes\":%llu,\"large_count\":%llu,"
@@ -126,7 +125,7 @@ void pcm_stats_get(pcm_stats* out) {
   pcm::stats::snapshot s;
   pcm::stats::take(s);
   std::memset(out, 0, sizeof *out);
-  out->cache_mode = mode_name(s.mode);
+  out->cache_mode = pcm::cache_mode_name();
   out->arenas = s.arenas;
   out->cpus = s.cpus;
   static_assert(pcm::cache_bins - pcm::first_class <= PCM_STATS_MAX_CLASSES);

@@ -24,7 +24,6 @@ void unmap(void* p, std::size_t size) noexcept;
 // and not yet unmapped may not exceed it; 0 means no limit. Purged pages stay
 // mapped and still count; only unmapping lowers the count.
 void set_map_limit(std::uint64_t bytes) noexcept;
-std::uint64_t map_limit() noexcept;
 std::uint64_t mapped_bytes() noexcept;
 // Give the pages' physical memory back; the range stays mapped and reads as zero.
 void purge(void* p, std::size_t size) noexcept;
@@ -66,7 +65,6 @@ std::uint64_t resident_bytes() noexcept;  // this process's RSS from /proc/self/
 
 void futex_wait(std::uint32_t* word, std::uint32_t expected) noexcept;
 void futex_wake(std::uint32_t* word, int count) noexcept;
-void yield_cpu() noexcept;
 // Which CPUs the calling thread may run on (up to 1024), saved and restored
 // around a visit to every CPU: draining per-CPU caches must run on each CPU.
 struct cpu_mask { unsigned long bits[1024 / (8 * sizeof(unsigned long))]; };

@@ -45,7 +45,6 @@ void* map_unchecked(std::size_t size, std::size_t alignment) noexcept;
 }  // namespace
 
 void set_map_limit(std::uint64_t bytes) noexcept { limit_bytes.store(bytes, std::memory_order_relaxed); }
-std::uint64_t map_limit() noexcept { return limit_bytes.load(std::memory_order_relaxed); }
 std::uint64_t mapped_bytes() noexcept { return mapped_total.load(std::memory_order_relaxed); }
 
 void* map(std::size_t size, std::size_t alignment) noexcept {
@@ -272,7 +271,6 @@ void futex_wait(std::uint32_t* word, std::uint32_t expected) noexcept {
 void futex_wake(std::uint32_t* word, int count) noexcept {
   syscall(SYS_futex, word, FUTEX_WAKE_PRIVATE, count, nullptr, nullptr, 0);
 }
-void yield_cpu() noexcept { sched_yield(); }
 
 static_assert(sizeof(cpu_mask) == sizeof(cpu_set_t));
 bool thread_cpus(cpu_mask& out) noexcept {

@@ -131,7 +131,7 @@ block_record* lookup(std::uintptr_t user) {
 // guarantee, which programs rely on, e.g. python3's aligned loads), so an
 // overflow by one byte faults; otherwise the few bytes between are canary,
 // checked at free.
-bool allocate_guarded(block_record& r, std::size_t size, std::size_t alignment, bool) {
+bool allocate_guarded(block_record& r, std::size_t size, std::size_t alignment) {
   std::size_t page = os::page_size;
   std::size_t body = round_up(size ? size : 1, alignment);
   std::size_t data = round_up(body + redzone, page);
@@ -421,11 +421,11 @@ void report_unknown_pointer(const void* p, const char* operation, error_kind kin
   report({kind, what, address, nullptr});
 }
 
-const char* alloc_name(alloc_kind k) {
+const char* alloc_name(request k) {
   switch (k) {
-    case alloc_kind::malloc_family: return "malloc";
-    case alloc_kind::new_scalar: return "operator new";
-    case alloc_kind::new_array: return "operator new[]";
+    case request::malloc_family: return "malloc";
+    case request::new_scalar: return "operator new";
+    case request::new_array: return "operator new[]";
   }
   return "malloc";
 }
@@ -845,8 +845,7 @@ __attribute__((constructor)) void start_debug_layer() {
 
 // ---- entry points ---------------------------------------------------------------------
 
-void* allocate(std::size_t size, std::size_t alignment, alloc_kind kind, bool zero, arena_core* from) noexcept {
-  const bool default_alignment = alignment <= 16;
+void* allocate(std::size_t size, std::size_t alignment, request kind, bool zero, arena_core* from) noexcept {
   if (alignment < 16) alignment = 16;
   if (size > (std::size_t(1) << 46)) { errno = ENOMEM; return nullptr; }
   block_record staging{};
@@ -856,7 +855,7 @@ void* allocate(std::size_t size, std::size_t alignment, alloc_kind kind, bool ze
   // max_guarded_blocks live and quarantined, or when the kernel refuses, a block
   // gets canaries instead, and the program and the core keep room to map.
   if (guarded && guarded_blocks.fetch_add(1, std::memory_order_relaxed) >= max_guarded_blocks) guarded = false;
-  if (guarded && !allocate_guarded(staging, size, alignment, default_alignment)) guarded = false;
+  if (guarded && !allocate_guarded(staging, size, alignment)) guarded = false;
   if (!guarded && config.guard) guarded_blocks.fetch_sub(1, std::memory_order_relaxed);
   if (!guarded) {
     std::size_t left = left_redzone(alignment);
@@ -897,7 +896,7 @@ void* allocate(std::size_t size, std::size_t alignment, alloc_kind kind, bool ze
   return user;
 }
 
-void deallocate(void* p, alloc_kind kind, std::size_t sized, const char* operation) noexcept {
+void deallocate(void* p, request kind, std::size_t sized, const char* operation) noexcept {
   if (!p) return;
   block_state previous;
   auto user = reinterpret_cast<std::uintptr_t>(p);
@@ -932,7 +931,7 @@ void deallocate(void* p, alloc_kind kind, std::size_t sized, const char* operati
 }
 
 void* reallocate(void* p, std::size_t size) noexcept {
-  if (!p) return allocate(size, 16, alloc_kind::malloc_family, false);
+  if (!p) return allocate(size, 16, request::malloc_family, false);
   block_record* r = lookup(reinterpret_cast<std::uintptr_t>(p));
   if (!r) r = registry::containing(reinterpret_cast<std::uintptr_t>(p));   // a smashed slot?
   if (r && r->user != reinterpret_cast<std::uintptr_t>(p)) r = nullptr;
@@ -947,15 +946,15 @@ void* reallocate(void* p, std::size_t size) noexcept {
     return nullptr;
   }
   if (size == 0) {
-    deallocate(p, alloc_kind::malloc_family, 0, "realloc");
+    deallocate(p, request::malloc_family, 0, "realloc");
     return nullptr;
   }
   // Always move: a stale pointer to the old block then lands in quarantine.
-  void* q = allocate(size, r->alignment(), alloc_kind::malloc_family, false);
+  void* q = allocate(size, r->alignment(), request::malloc_family, false);
   if (!q) return nullptr;
   std::memcpy(q, p, size < r->size ? size : r->size);
   // As free(): realloc of what operator new made is a mismatch.
-  deallocate(p, alloc_kind::malloc_family, 0, "realloc");
+  deallocate(p, request::malloc_family, 0, "realloc");
   return q;
 }
 
@@ -1004,7 +1003,7 @@ void deallocate_in(arena_core& a, void* p) noexcept {
   block_record* r = lookup(reinterpret_cast<std::uintptr_t>(p));
   if (r && load_state(r->state) == block_state::live && (r->guarded || explicit_arenas::owner_of(r->raw) != &a))
     return report({error_kind::invalid_free, "pcm::arena::deallocate of a block of another heap", r->user, r});
-  deallocate(p, alloc_kind::malloc_family, 0, "pcm::arena::deallocate");
+  deallocate(p, request::malloc_family, 0, "pcm::arena::deallocate");
 }
 
 bool arena_owns(const arena_core& a, const void* p) noexcept {

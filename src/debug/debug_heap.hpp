@@ -20,10 +20,10 @@ namespace pcm::debug {
 // nullptr for the global heap. An arena's blocks are debug blocks like any
 // other (canaries, record, stacks, quarantine) but never guarded: they must
 // lie in the arena's memory.
-void* allocate(std::size_t size, std::size_t alignment, alloc_kind kind, bool zero,
+void* allocate(std::size_t size, std::size_t alignment, request kind, bool zero,
                arena_core* from = nullptr) noexcept;
 // sized: the size the caller claims (sized delete, free_sized), 0 when none.
-void deallocate(void* p, alloc_kind kind, std::size_t sized, const char* operation) noexcept;
+void deallocate(void* p, request kind, std::size_t sized, const char* operation) noexcept;
 void* reallocate(void* p, std::size_t size) noexcept;
 std::size_t usable_size(const void* p) noexcept;
 bool owns(const void* p) noexcept;

@@ -6,10 +6,14 @@
 #include <cstddef>
 #include <cstdint>
 
+namespace pcm {
+// How a block was asked for (the front ends pass it down; src/heap_policy.hpp);
+// the debug heap checks that it is given back the same way.
+enum class request : std::uint8_t { malloc_family, new_scalar, new_array };
+}  // namespace pcm
+
 namespace pcm::debug {
 
-// How a block was obtained; freeing it another way is a mismatch.
-enum class alloc_kind : std::uint8_t { malloc_family, new_scalar, new_array };
 // initialising: in the registry, not yet handed out (its fields and canaries
 // are being written; allocate() publishes `live` last, with release order, so
 // a thread checking at exit never reads a half-made record).
@@ -32,7 +36,7 @@ struct alignas(64) block_record {
   std::int32_t alloc_thread = 0;
   std::int32_t free_thread = 0;
   block_record* next = nullptr;   // bucket chain, or the free list
-  alloc_kind kind = alloc_kind::malloc_family;
+  request kind = request::malloc_family;
   block_state state = block_state::initialising;
   bool guarded = false;           // on its own pages between guard pages
   bool reachable = false;         // leak scan mark
