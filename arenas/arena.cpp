@@ -21,7 +21,7 @@ mutex explicit_lock;
 arena_core* explicit_list = nullptr;
 
 constexpr std::uint32_t pages_for(std::size_t bytes) {
-  return std::uint32_t((bytes + os::page_size - 1) >> os::page_shift);
+  return std::uint32_t(os::round_to_pages(bytes) >> os::page_shift);
 }
 
 // Hand out up to `count` objects from one slab: recycled ones first, then the
@@ -449,7 +449,7 @@ std::size_t cached_huge_bytes() noexcept {
 }
 
 void* allocate_huge(std::size_t size, std::size_t alignment, arena_core* owner, bool zero) noexcept {
-  std::size_t bytes = (size + os::page_size - 1) & ~(os::page_size - 1);
+  std::size_t bytes = os::round_to_pages(size);
   if (bytes < size) return nullptr;
   if (bytes == 0) bytes = os::page_size;   // a mapping of zero bytes would be no block at all
   bytes = huge_round(bytes);
@@ -509,7 +509,7 @@ void free_huge(slab* s) noexcept {
 }
 
 void* reallocate_huge(slab* s, std::size_t new_size) noexcept {
-  std::size_t bytes = (new_size + os::page_size - 1) & ~(os::page_size - 1);
+  std::size_t bytes = os::round_to_pages(new_size);
   if (bytes < new_size) return nullptr;
   bytes = huge_round(bytes);
   void* old = reinterpret_cast<void*>(s->start);

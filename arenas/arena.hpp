@@ -96,7 +96,7 @@ void free_huge(slab* block) noexcept;
 // is in 2 MiB steps, but a caller's usable size stays within a page of what
 // it asked for.
 inline std::size_t huge_usable_size(const slab* block) noexcept {
-  std::size_t usable = (block->requested + os::page_size - 1) & ~(os::page_size - 1);
+  std::size_t usable = os::round_to_pages(block->requested);
   return usable ? usable : os::page_size;
 }
 void* reallocate_huge(slab* block, std::size_t new_size) noexcept;

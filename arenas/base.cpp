@@ -16,7 +16,7 @@ void* allocate(std::size_t size) noexcept {
   size = (size + 63) & ~std::size_t(63);
   lock_guard guard(base_lock);
   if (cursor + size > limit) {
-    std::size_t bytes = size > block_size ? (size + os::page_size - 1) & ~(os::page_size - 1) : block_size;
+    std::size_t bytes = size > block_size ? os::round_to_pages(size) : block_size;
     void* block = os::map(bytes);
     if (!block) return nullptr;
     mapped += bytes;

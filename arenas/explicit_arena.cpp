@@ -123,7 +123,7 @@ void* allocate(arena_core& a, std::size_t size, std::size_t alignment) noexcept 
     }
   }
   void* p = nullptr;
-  std::size_t pages_bytes = (size + os::page_size - 1) & ~(os::page_size - 1);
+  std::size_t pages_bytes = os::round_to_pages(size);
   // Runs up to a whole chunk stay inside the arena's own pages.
   if (pages_bytes >= size && pages_bytes + (alignment > os::page_size ? alignment : 0) <= chunk_bytes)
     p = a.allocate_large(size, alignment > os::page_size ? alignment : os::page_size, false);

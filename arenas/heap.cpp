@@ -228,7 +228,6 @@ __attribute__((constructor)) void initialise_at_load() {
   pthread_atfork(fork_prepare, fork_parent, fork_child);
 }
 
-std::size_t round_to_pages(std::size_t size) { return (size + os::page_size - 1) & ~(os::page_size - 1); }
 
 // Hardened mode's cache of this thread (thread_slot() above), when it has one.
 cache_set* hardened_set() noexcept {
@@ -315,7 +314,7 @@ void* allocate_block(std::size_t size, std::size_t alignment) noexcept {
   arenas::decay_tick(false);
   const std::size_t run_alignment = alignment > os::page_size ? alignment : os::page_size;
   void* p = nullptr;
-  if (size <= large_max && run_alignment <= chunk_bytes / 4 && round_to_pages(size) + run_alignment <= chunk_bytes) {
+  if (size <= large_max && run_alignment <= chunk_bytes / 4 && os::round_to_pages(size) + run_alignment <= chunk_bytes) {
     p = home_arena().allocate_large(size, run_alignment, false);
     // Refused a chunk (limit_bytes, no memory): kept huge ranges may free enough.
     if (!p && release_cached_huge(0, true)) p = home_arena().allocate_large(size, run_alignment, false);
@@ -548,7 +547,7 @@ void* allocate_sampled(std::size_t size, std::size_t alignment, bool zero, std::
   ensure_initialised();
   if (alignment < os::page_size) alignment = os::page_size;
   void* p = nullptr;
-  if (size <= large_max && alignment <= chunk_bytes / 4 && round_to_pages(size) + alignment <= chunk_bytes)
+  if (size <= large_max && alignment <= chunk_bytes / 4 && os::round_to_pages(size) + alignment <= chunk_bytes)
     p = home_arena().allocate_large(size, alignment, zero);
   else if (size < (std::size_t(1) << 46) && alignment < (std::size_t(1) << 40))
     p = allocate_huge(size, alignment, nullptr, zero);   // zeroes only reused pages

@@ -103,7 +103,7 @@ extern const guarded_hooks* guarded PCM_HIDDEN;
 // multiply by the reciprocal; exact whenever the offset is a multiple) and
 // below the slab's last object.
 [[gnu::always_inline]] inline std::uintptr_t slab_start_of(std::uintptr_t a, page_entry e) noexcept {
-  return (a & ~std::uintptr_t(os::page_size - 1)) - (std::uintptr_t(e.page_offset()) << os::page_shift);
+  return os::page_start(a) - (std::uintptr_t(e.page_offset()) << os::page_shift);
 }
 [[gnu::always_inline]] inline bool is_object_start(const void* p, page_entry e, unsigned cls) noexcept {
   auto a = reinterpret_cast<std::uintptr_t>(p);

@@ -173,8 +173,8 @@ std::size_t page_runs::purge(std::uint64_t now_ms, std::uint64_t decay_ms) noexc
 namespace pcm {
 
 bool page_runs::add_region(void* memory, std::size_t bytes) noexcept {
-  auto start = (reinterpret_cast<std::uintptr_t>(memory) + os::page_size - 1) & ~(os::page_size - 1);
-  auto end = (reinterpret_cast<std::uintptr_t>(memory) + bytes) & ~(os::page_size - 1);
+  auto start = os::round_to_pages(reinterpret_cast<std::uintptr_t>(memory));
+  auto end = os::page_start(reinterpret_cast<std::uintptr_t>(memory) + bytes);
   // The region may be a block pcmalloc handed out (a std::vector's buffer, with
   // the override on). The page map names a large or huge block by its first
   // page only: that page stays out of the region, or the arena's own entries

@@ -43,7 +43,7 @@ PCM_INLINE void* memalign_(std::size_t a, std::size_t n) noexcept {
 }
 PCM_INLINE void* valloc_(std::size_t n) noexcept { return heap::allocate_aligned(os::page_size, n, c_request); }
 PCM_INLINE void* pvalloc_(std::size_t n) noexcept {
-  std::size_t rounded = (n + os::page_size - 1) & ~(os::page_size - 1);
+  std::size_t rounded = os::round_to_pages(n);
   if (rounded < n) { errno = ENOMEM; return nullptr; }
   return heap::allocate_aligned(os::page_size, rounded ? rounded : os::page_size, c_request);
 }

@@ -104,17 +104,16 @@ void write_any(text_writer& w, int format) {
 }
 
 // PCMALLOC_CONF=stats_print:true prints at exit (after the program's own
-// destructors). Programs may close stderr on their way out (coreutils does),
-// so the descriptor is duplicated at start-up.
-int exit_fd = -1;
+// destructors), to stderr as it was at start-up (os::kept_output says why).
+pcm::os::kept_output exit_output;
 
 __attribute__((constructor)) void prepare_exit_report() {
   pcm::ensure_initialised();
-  if (pcm::config.stats_print || pcm::config.stats_json) exit_fd = fcntl(STDERR_FILENO, F_DUPFD_CLOEXEC, 3);
+  if (pcm::config.stats_print || pcm::config.stats_json) exit_output.keep();
 }
 
 __attribute__((destructor)) void print_at_exit() {
-  if (exit_fd >= 0) pcm_stats_write(exit_fd, pcm::config.stats_json ? PCM_STATS_JSON : PCM_STATS_TEXT);
+  if (exit_output.kept()) pcm_stats_write(exit_output.fd(), pcm::config.stats_json ? PCM_STATS_JSON : PCM_STATS_TEXT);
 }
 
 }  // namespace

@@ -9,6 +9,8 @@
 #include <cstring>
 #include <unistd.h>
 
+#include "platform/platform.hpp"
+
 namespace pcm {
 
 // Accumulates formatted text; flushes to an fd or copies into a buffer.
@@ -44,11 +46,7 @@ class text_writer {
   bool failed() const { return failed_; }
   void flush() {
     if (fd_ >= 0) {
-      for (std::size_t done = 0; done < used_;) {
-        ssize_t n = ::write(fd_, buffer_ + done, used_ - done);
-        if (n <= 0) { failed_ = true; break; }
-        done += std::size_t(n);
-      }
+      if (!os::write_all(fd_, buffer_, used_)) failed_ = true;
     } else if (out_ && out_size_) {
       std::size_t room = total_ < out_size_ - 1 ? out_size_ - 1 - total_ : 0;
       std::size_t copy = used_ < room ? used_ : room;

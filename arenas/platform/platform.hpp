@@ -10,6 +10,10 @@ namespace pcm::os {
 
 inline constexpr std::size_t page_size = 4096;   // checked against the kernel at init
 inline constexpr unsigned page_shift = 12;
+// n rounded up to whole pages (wraps to a small number past SIZE_MAX - 4095:
+// callers that take sizes from users compare the result with n).
+constexpr std::size_t round_to_pages(std::size_t n) noexcept { return (n + page_size - 1) & ~(page_size - 1); }
+constexpr std::uintptr_t page_start(std::uintptr_t address) noexcept { return address & ~std::uintptr_t(page_size - 1); }
 
 // Reserve and commit `size` bytes aligned to `alignment` (a power of two >= page).
 // Returns nullptr (errno ENOMEM) when the kernel refuses, or when the mapping
@@ -74,7 +78,28 @@ void set_thread_cpus(const cpu_mask& mask) noexcept;
 long thread_id() noexcept;
 
 // Raw writes that never allocate: reporting must work with a broken heap.
-void write_error(const char* text, std::size_t length) noexcept;
+// write_all retries short writes and EINTR; false (errno set) on an error.
+bool write_all(int fd, const void* data, std::size_t length) noexcept;
+void write_error(const char* text, std::size_t length) noexcept;   // to fd 2
+
+// A descriptor for the library's own output (reports, statistics at exit),
+// taken at start-up: programs close stderr before their exit, and daemons
+// close every descriptor above 2 and open files of their own, which can take
+// its number. keep() duplicates fd 2, or opens `path` for appending when one is
+// given (failing that, fd 2); fd() checks before each use that the descriptor
+// is still that file (device and inode), and gives fd 2 when it is not.
+// Synchronisation: keep() before other threads use it (start-up, or under
+// the caller's lock); fd() from any thread.
+class kept_output {
+ public:
+  void keep(const char* path = nullptr) noexcept;
+  bool kept() const noexcept { return fd_ >= 0; }
+  int fd() noexcept;
+
+ private:
+  int fd_ = -1;
+  std::uint64_t device_ = 0, inode_ = 0;
+};
 [[noreturn]] void abort_process() noexcept;
 
 // glibc >= 2.35 registers an rseq area for every thread; we share it rather than

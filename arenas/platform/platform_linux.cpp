@@ -288,13 +288,39 @@ void set_thread_cpus(const cpu_mask& mask) noexcept {
 }
 long thread_id() noexcept { return syscall(SYS_gettid); }
 
-void write_error(const char* text, std::size_t length) noexcept {
+bool write_all(int fd, const void* data, std::size_t length) noexcept {
+  const char* text = static_cast<const char*>(data);
   while (length > 0) {
-    ssize_t n = write(STDERR_FILENO, text, length);
-    if (n <= 0) { if (n < 0 && errno == EINTR) continue; return; }
+    ssize_t n = write(fd, text, length);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) { if (n == 0) errno = EIO; return false; }
     text += n;
     length -= static_cast<std::size_t>(n);
   }
+  return true;
+}
+
+void write_error(const char* text, std::size_t length) noexcept { write_all(STDERR_FILENO, text, length); }
+
+void kept_output::keep(const char* path) noexcept {
+  int fd = -1;
+  if (path && path[0]) fd = ::open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+  if (fd < 0) fd = fcntl(STDERR_FILENO, F_DUPFD_CLOEXEC, 3);
+  if (fd < 0) fd = STDERR_FILENO;
+  struct stat st {};
+  if (fstat(fd, &st) == 0) {
+    device_ = st.st_dev;
+    inode_ = st.st_ino;
+  }
+  fd_ = fd;
+}
+
+int kept_output::fd() noexcept {
+  if (fd_ < 0) return STDERR_FILENO;
+  struct stat st {};
+  if (fd_ != STDERR_FILENO && (fstat(fd_, &st) != 0 || st.st_dev != device_ || st.st_ino != inode_))
+    fd_ = STDERR_FILENO;   // closed, or its number reused by the program
+  return fd_;
 }
 
 void abort_process() noexcept { ::abort(); }

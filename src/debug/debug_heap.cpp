@@ -88,7 +88,7 @@ unsigned char expected_left(const block_record& r, const unsigned char* b) {
 constexpr std::uintptr_t max_pages_back = (std::uintptr_t(2) << 20) / 4096;
 void* core_block_containing(std::uintptr_t address) {
   if (void* raw = pcm::block_start(reinterpret_cast<void*>(address))) return raw;
-  const std::uintptr_t page = address & ~std::uintptr_t(os::page_size - 1);
+  const std::uintptr_t page = os::page_start(address);
   for (std::uintptr_t back = 1; back <= max_pages_back && page >= back * os::page_size; ++back) {
     void* raw = pcm::block_start(reinterpret_cast<void*>(page - back * os::page_size));
     if (!raw) continue;

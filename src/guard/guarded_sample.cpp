@@ -179,7 +179,7 @@ __attribute__((constructor)) void start_guarded_sampling() {
   if (!config.guard_sample_rate || config.hardened) return;
   // No commit charge and outside limit_bytes: only the live blocks' pages are ever touched.
   region = static_cast<char*>(os::reserve_sparse(region_bytes));
-  std::size_t table_bytes = (slot_count * (sizeof(slot) + sizeof(std::uint32_t)) + os::page_size - 1) & ~(os::page_size - 1);
+  std::size_t table_bytes = os::round_to_pages(slot_count * (sizeof(slot) + sizeof(std::uint32_t)));
   void* table = os::map(table_bytes);
   if (!region || !table || !os::protect_none(region, region_bytes) ||
       !page_map::set(region, region_bytes / os::page_size, page_entry::make(nullptr, page_entry::guarded_class, 0), true)) {
@@ -230,7 +230,7 @@ void* allocate(std::size_t size, std::size_t alignment) noexcept {
   std::uintptr_t end = slot_end(index);
   std::size_t align = alignment < 16 ? 16 : alignment;
   std::uintptr_t user = (end - size) & ~std::uintptr_t(align - 1);
-  std::uintptr_t first_page = user & ~std::uintptr_t(os::page_size - 1);
+  std::uintptr_t first_page = os::page_start(user);
   if (!os::protect_read_write(reinterpret_cast<void*>(first_page), end - first_page)) {
     lock_guard guard(lock);
     push_free(index);

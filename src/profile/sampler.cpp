@@ -206,7 +206,7 @@ void sampled_free(void*, std::uint32_t index) noexcept {
 
 // REQUIRES: dump_lock. Copies the sites (table_lock held only for the copy).
 int dump_locked(const char* prefix) noexcept {
-  std::size_t bytes = (std::size_t(site_slots) * sizeof(site) + os::page_size - 1) & ~(os::page_size - 1);
+  std::size_t bytes = os::round_to_pages(std::size_t(site_slots) * sizeof(site));
   auto* copy = static_cast<site*>(os::map(bytes));
   if (!copy) { errno = ENOMEM; return -1; }
   snapshot shot{};
@@ -261,7 +261,7 @@ void fork_child() {
   debug::symbolize_after_fork_child();
 }
 
-void* map_zeroed(std::size_t bytes) noexcept { return os::map((bytes + os::page_size - 1) & ~(os::page_size - 1)); }
+void* map_zeroed(std::size_t bytes) noexcept { return os::map(os::round_to_pages(bytes)); }
 
 // Before main (and before other threads): turn the profiler on if asked.
 __attribute__((constructor)) void start_profiler() {

@@ -100,7 +100,7 @@ class string_table {
 
  private:
   struct entry { std::uint64_t hash, index; std::size_t offset, length; bool used; };
-  std::size_t slot_bytes() const { return (capacity_ * sizeof(entry) + os::page_size - 1) & ~(os::page_size - 1); }
+  std::size_t slot_bytes() const { return os::round_to_pages(capacity_ * sizeof(entry)); }
   bool grow() {
     entry* old = slots_;
     std::size_t old_bytes = old ? slot_bytes() : 0, old_capacity = capacity_;
@@ -170,14 +170,13 @@ struct frames_table {
     if (info) os::unmap(info, mapped[1]);
     if (hash) os::unmap(hash, mapped[2]);
   }
-  static std::size_t round(std::size_t n) { return (n + os::page_size - 1) & ~(os::page_size - 1); }
   bool init(std::size_t most) {
     capacity = most ? most : 1;
     hash_slots = 1;
     while (hash_slots < capacity * 2) hash_slots *= 2;
-    mapped[0] = round(capacity * sizeof(void*));
-    mapped[1] = round(capacity * sizeof(debug::frame_info));
-    mapped[2] = round(hash_slots * sizeof(std::uint32_t));
+    mapped[0] = os::round_to_pages(capacity * sizeof(void*));
+    mapped[1] = os::round_to_pages(capacity * sizeof(debug::frame_info));
+    mapped[2] = os::round_to_pages(hash_slots * sizeof(std::uint32_t));
     addresses = static_cast<void**>(os::map(mapped[0]));
     info = static_cast<debug::frame_info*>(os::map(mapped[1]));
     hash = static_cast<std::uint32_t*>(os::map(mapped[2]));
@@ -224,7 +223,7 @@ struct dump_state {
 
 bool load_stacks(dump_state& d) {
   std::size_t n = d.shot.count;
-  d.mapped_bytes = frames_table::round((2 * n + n * max_frames + 1) * sizeof(std::uint32_t));
+  d.mapped_bytes = os::round_to_pages((2 * n + n * max_frames + 1) * sizeof(std::uint32_t));
   d.mapped = os::map(d.mapped_bytes);
   if (!d.mapped) return false;
   d.stack_start = static_cast<std::uint32_t*>(d.mapped);
@@ -248,13 +247,7 @@ bool write_file(const char* path, const void* data, std::size_t size) {
   std::snprintf(temporary, sizeof temporary, "%s.tmp.%ld", path, long(getpid()));
   int fd = open(temporary, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
   if (fd < 0) return false;
-  const char* p = static_cast<const char*>(data);
-  for (std::size_t done = 0; done < size;) {
-    ssize_t n = write(fd, p + done, size - done);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) { int saved = errno; close(fd); unlink(temporary); errno = saved; return false; }
-    done += std::size_t(n);
-  }
+  if (!os::write_all(fd, data, size)) { int saved = errno; close(fd); unlink(temporary); errno = saved; return false; }
   if (close(fd) != 0 || rename(temporary, path) != 0) { int saved = errno; unlink(temporary); errno = saved; return false; }
   return true;
 }
@@ -393,7 +386,7 @@ bool write_summary(dump_state& d, const char* path) {
   std::snprintf(temporary, sizeof temporary, "%s.tmp.%ld", path, long(getpid()));
   int fd = open(temporary, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
   if (fd < 0) return false;
-  std::size_t order_bytes = frames_table::round(d.shot.count * sizeof(std::uint32_t) + 1);
+  std::size_t order_bytes = os::round_to_pages(d.shot.count * sizeof(std::uint32_t) + 1);
   auto* order = static_cast<std::uint32_t*>(os::map(order_bytes));
   if (!order) { close(fd); unlink(temporary); errno = ENOMEM; return false; }
   {

@@ -29,36 +29,16 @@ constexpr const char* library_name = PCM_DEBUG ? "pcmalloc-debug" : "pcmalloc";
 
 mutex report_lock;
 std::atomic<std::uint64_t> error_total{0};
-int report_fd = -1;
+os::kept_output report_output;
 __thread std::int32_t cached_thread_id __attribute__((tls_model("initial-exec"))) = 0;
 
 constexpr unsigned max_depth = 64;
 
-// Duplicated at start-up: programs may close stderr before the exit checks run.
-// They may also close every descriptor above 2 (daemons do) and open files of
-// their own, which can take our number: before each report the descriptor must
-// still be the file it was (device and inode), else the report goes to fd 2.
-dev_t report_dev = 0;
-ino_t report_ino = 0;
+// Taken at start-up (prepare_reports) or at the first report: report_file, or
+// a copy of stderr (os::kept_output says why).
 int output_fd() {
-  if (report_fd < 0) {
-    report_fd = fcntl(STDERR_FILENO, F_DUPFD_CLOEXEC, 3);
-    if (report_fd < 0) report_fd = STDERR_FILENO;
-    if (config.report_file[0]) {
-      int fd = ::open(config.report_file, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
-      if (fd >= 0) report_fd = fd;
-    }
-    struct stat st {};
-    if (fstat(report_fd, &st) == 0) {
-      report_dev = st.st_dev;
-      report_ino = st.st_ino;
-    }
-    return report_fd;
-  }
-  struct stat st {};
-  if (report_fd != STDERR_FILENO && (fstat(report_fd, &st) != 0 || st.st_dev != report_dev || st.st_ino != report_ino))
-    report_fd = STDERR_FILENO;   // closed or reused by the program
-  return report_fd;
+  if (!report_output.kept()) report_output.keep(config.report_file);
+  return report_output.fd();
 }
 
 // Where `address` lies relative to the block: inside, before or after it.
@@ -379,12 +359,7 @@ void report_note(const char* text, std::size_t length) noexcept {
     w.put("}\n");
     return;
   }
-  while (length) {
-    ssize_t n = ::write(fd, text, length);
-    if (n <= 0) return;
-    text += n;
-    length -= std::size_t(n);
-  }
+  os::write_all(fd, text, length);
 }
 
 
