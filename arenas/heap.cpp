@@ -14,7 +14,6 @@
 #include "options.hpp"
 #include "report.hpp"
 
-static_assert(pcm::rseq::max_cpus == pcm::os::max_cpu_ids, "per-CPU arrays are indexed by the same CPU ids");
 
 namespace pcm {
 namespace detail {
@@ -404,11 +403,15 @@ void ensure_initialised() noexcept {
   cache_mode chosen = cache_mode::per_thread;
   std::ptrdiff_t offset = 0;
   // Hardened: per-thread caches behind hardened.cpp (thread_slot() above).
-  if (!config.hardened && config.percpu && rseq::supported && cpus <= rseq::max_cpus && os::rseq_available(&offset) &&
+  // One cache set per CPU id, not per CPU counted: a process started on
+  // CPU 1 alone counts one CPU and runs on id 1 (an id without a set would
+  // have capacity 0, every allocation a miss).
+  const unsigned ids = os::cpu_id_limit();
+  if (!config.hardened && config.percpu && rseq::supported && os::rseq_available(&offset) &&
       rseq::current_cpu(rseq::area(offset)) >= 0) {
-    auto* slots = static_cast<void**>(base::allocate(std::size_t(cpus) * slots_per_set * sizeof(void*)));
+    auto* slots = static_cast<void**>(base::allocate(std::size_t(ids) * slots_per_set * sizeof(void*)));
     if (slots) {
-      for (unsigned cpu = 0; cpu < cpus; ++cpu) set_up_bins(cpu_caches[cpu], slots + std::size_t(cpu) * slots_per_set);
+      for (unsigned cpu = 0; cpu < ids; ++cpu) set_up_bins(cpu_caches[cpu], slots + std::size_t(cpu) * slots_per_set);
       detail::rseq_offset = offset;
       chosen = cache_mode::per_cpu;
     }

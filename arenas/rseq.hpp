@@ -11,11 +11,12 @@
 #include <cstdint>
 
 #include "cache.hpp"
+#include "platform/platform.hpp"
 #include "sanitizer.hpp"
 
 namespace pcm::rseq {
 
-inline constexpr unsigned max_cpus = 1024;
+inline constexpr unsigned max_cpus = os::max_cpu_ids;   // the one CPU-id bound (platform.hpp)
 
 // struct rseq (linux/rseq.h): cpu_id_start at 0, cpu_id at 4, rseq_cs at 8.
 inline char* area(std::ptrdiff_t offset) noexcept {

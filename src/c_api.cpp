@@ -29,7 +29,7 @@ const char* pcm_cache_mode(void) { return pcm::cache_mode_name(); }
 void pcm_thread_flush(void) { pcm::flush_thread_cache(); }
 void pcm_purge(void) { pcm::purge_all(); }
 unsigned pcm_arena_count(void) { pcm::ensure_initialised(); return pcm::arenas::count(); }
-unsigned pcm_cpu_count(void) { return pcm::os::cpu_count(); }
+unsigned pcm_cpu_count(void) { return pcm::os::cpu_id_limit(); }
 unsigned pcm_current_cpu(void) { return pcm::current_cpu(); }
 int pcm_profile_dump(const char* prefix) {
 #if PCM_DEBUG
