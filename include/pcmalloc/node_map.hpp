@@ -857,7 +857,9 @@ class node_table {
     if (groups_ != empty_index())
       for (std::size_t g = 0; g <= mask_; ++g) std::memset(static_cast<void*>(groups_ + g), 0, group::header_bytes);
     used_ = 0;
-    carve_ = carve_end_ = nullptr;
+    // Carving starts again at the first node (no block: at the first insert).
+    carve_ = block_count_ ? blocks_[0] : nullptr;
+    carve_end_ = block_count_ ? carve_ + node_table_detail::block_size(0) : nullptr;
     free_ = no_node;
     size_ = 0;
   }
