@@ -615,6 +615,7 @@ TEST_CASE("map_pool: maps in threads' slots are freed by dispose(), the thread's
     std::mutex lock;
     std::condition_variable changed;
     int stage = 0;   // 1: the other thread parked a map in its slot; 2: disposed; 3: it acquired again
+    bool pooled_after_dispose = true;   // checked here: no doctest assertion runs in another thread
     std::thread other([&] {
       { auto h = pool.acquire(); }
       std::unique_lock guard(lock);
@@ -623,7 +624,7 @@ TEST_CASE("map_pool: maps in threads' slots are freed by dispose(), the thread's
       changed.wait(guard, [&] { return stage == 2; });
       {
         auto h = pool.acquire();   // the pool is disposed: a fallback, and the slot's map is freed
-        CHECK_FALSE(h.pooled());
+        pooled_after_dispose = h.pooled();
       }
       stage = 3;
       changed.notify_all();
@@ -639,6 +640,7 @@ TEST_CASE("map_pool: maps in threads' slots are freed by dispose(), the thread's
     changed.notify_all();
     changed.wait(guard, [&] { return stage == 3; });
     CHECK(counted_map::alive == 0);
+    CHECK_FALSE(pooled_after_dispose);
     CHECK(pool.state() == pcm::pool_state::terminated);
     stage = 4;
     changed.notify_all();
