@@ -19,9 +19,10 @@
 // A thread's slot is emptied when the thread exits, when it next uses a
 // disposed pool, and when the pool is destroyed; dispose() empties the
 // calling thread's slot at once, another thread's slot then. The debug
-// library does without the slots, so that every return parks the map. While the pool is disposing or terminated,
-// or holds more than memory_budget bytes, acquire() returns a plain map on the
-// default resource and counts a fallback.
+// library does without the slots, so that every return parks the map.
+// While the pool is disposing or terminated, or holds more than
+// memory_budget bytes, acquire() returns a plain map on the default resource
+// and counts a fallback.
 // The pool must outlive every handle it gave out.
 //
 // pcm::recycling_map<Map> makes a pooled map skip most of its work: its
