@@ -12,9 +12,17 @@
 // and, after clear(), reused by the same map; its bucket array survives clear().
 // A map is used by one thread at a time (its handle's owner); handles may move
 // between threads, so a map acquired in one thread can be released in another.
-// Idle maps wait in per-CPU lists. While the pool is disposing or terminated,
-// or holds more than memory_budget bytes, acquire() returns a plain map on the
-// default resource and counts a fallback.
+// Idle maps wait in per-CPU lists, and one per thread in that thread's slot
+// (thread_slots.hpp): a thread that releases a map and acquires one again
+// takes it back from its slot with plain loads and stores, where a per-CPU
+// list costs a locked exchange each way (about a tenth of a pooled request).
+// A thread's slot is emptied when the thread exits, when it next uses a
+// disposed pool, and when the pool is destroyed; dispose() empties the
+// calling thread's slot at once, another thread's slot then. The debug
+// library does without the slots, so that every return parks the map.
+// While the pool is disposing or terminated, or holds more than
+// memory_budget bytes, acquire() returns a plain map on the default resource
+// and counts a fallback.
 // The pool must outlive every handle it gave out.
 //
 // pcm::recycling_map<Map> makes a pooled map skip most of its work: its
@@ -54,6 +62,7 @@
 #include "pcmalloc.h"
 #include "pmr.hpp"
 #include "recycle.hpp"
+#include "thread_slots.hpp"
 
 namespace pcm {
 
@@ -219,7 +228,7 @@ struct map_pool_statistics {
 };
 
 template <class Map>
-class map_pool {
+class map_pool final : detail::thread_slot_owner {
   static constexpr bool uses_resource =
       std::is_constructible_v<typename Map::allocator_type, std::pmr::memory_resource*>;
 
@@ -275,6 +284,17 @@ class map_pool {
     std::size_t count = 0;
     std::uint64_t acquires = 0, hits = 0, releases = 0, drops = 0;
   };
+  // One thread's idle map and its counts. Written by that thread only (the
+  // destructor aside, which runs alone); statistics() reads them as they
+  // are, hence atomics, changed by a plain load and store (no locked add).
+  // Every acquire from a slot is a hit.
+  struct alignas(64) thread_slot {
+    std::atomic<entry*> idle{nullptr};
+    std::atomic<std::uint64_t> acquires{0}, releases{0};
+    static void count(std::atomic<std::uint64_t>& c) noexcept {
+      c.store(c.load(std::memory_order_relaxed) + 1, std::memory_order_release);
+    }
+  };
 
  public:
   using map_type = Map;
@@ -323,9 +343,16 @@ class map_pool {
 
   explicit map_pool(map_pool_options options = {})
       : options_(options), shard_count_(std::max(1u, pcm_cpu_count())),
-        per_shard_idle_((options.max_idle + shard_count_ - 1) / shard_count_), shards_(new shard[shard_count_]) {}
+        per_shard_idle_((options.max_idle + shard_count_ - 1) / shard_count_), shards_(new shard[shard_count_]),
+        slots_(new thread_slot[detail::thread_slots::max_threads]) {
+    detail::thread_slots::enroll(this);
+  }
   ~map_pool() {
+    detail::thread_slots::forget(this);   // no thread's exit hook runs on this pool any more
     dispose();
+    // Alone now (a pool is destroyed after its last use): every thread's
+    // idle map goes.
+    for (unsigned t = 0; t < detail::thread_slots::max_threads; ++t) drop_slot(t);
     if (std::size_t n = statistics().outstanding) {
       std::fprintf(stderr, "pcmalloc: error: map_pool destroyed with %zu maps still acquired\n", n);
       std::abort();
@@ -369,8 +396,24 @@ class map_pool {
   // Throws what building a new map throws (std::bad_alloc...); the pool's
   // counters then are as before the call.
   handle acquire() {
+    if (thread_slot* own = own_slot()) [[likely]] {
+      entry* e = own->idle.load(std::memory_order_relaxed);
+      if (e && state_.load(std::memory_order_acquire) == pool_state::ready && !over_budget()) [[likely]] {
+        own->idle.store(nullptr, std::memory_order_relaxed);
+        thread_slot::count(own->acquires);
+        return handle(this, e);
+      }
+    }
+    return acquire_shared();
+  }
+
+ private:
+  // The per-CPU lists, or a new map, or a fallback.
+  [[gnu::noinline]] handle acquire_shared() {
     pool_state s = state_.load(std::memory_order_acquire);
     if (s != pool_state::ready) [[unlikely]] {
+      // This thread's idle map, kept from before dispose(), goes now.
+      if (s != pool_state::initialised) drop_slot(detail::thread_slots::number());
       // A failed exchange leaves the state that won in s: disposing wins over us.
       if (s == pool_state::initialised) state_.compare_exchange_strong(s, pool_state::ready);
       if (s == pool_state::disposing || s == pool_state::terminated) return fallback();
@@ -412,8 +455,11 @@ class map_pool {
     return handle(this, e);
   }
 
-  // Stop pooling: idle maps are freed now, acquired ones when they come back.
+ public:
+  // Stop pooling: idle maps are freed now (another thread's slot: when that
+  // thread next uses the pool or exits), acquired ones when they come back.
   void dispose() noexcept {
+    drop_slot(detail::thread_slots::number());
     pool_state s = state_.load();
     do {   // one caller moves the pool to disposing; a later one never moves it back
       if (s == pool_state::disposing || s == pool_state::terminated) return;
@@ -435,8 +481,15 @@ class map_pool {
   // One consistent cut: every shard is held at once (acquire and release hold
   // one at a time), so a map counted as released is counted as acquired, and a
   // miss is counted after its acquire: outstanding and hit_rate() never wrap.
+  // The thread slots' counts are read around that cut: releases before it,
+  // acquires after, so that an acquire is counted whenever its release is.
   map_pool_statistics statistics() const noexcept {
     map_pool_statistics s;
+    std::uint64_t slot_releases = 0, slot_acquires = 0;
+    for (unsigned t = 0; t < detail::thread_slots::max_threads; ++t) {
+      slot_releases += slots_[t].releases.load(std::memory_order_acquire);
+      s.idle += slots_[t].idle.load(std::memory_order_relaxed) != nullptr;
+    }
     for (std::size_t i = 0; i < shard_count_; ++i) shards_[i].lock.lock();
     for (std::size_t i = 0; i < shard_count_; ++i) {
       const shard& sh = shards_[i];
@@ -449,7 +502,11 @@ class map_pool {
     s.misses = misses_.load();
     s.fallbacks = fallbacks_.load();
     for (std::size_t i = shard_count_; i-- > 0;) shards_[i].lock.unlock();
-    s.acquires += s.fallbacks;
+    for (unsigned t = 0; t < detail::thread_slots::max_threads; ++t)
+      slot_acquires += slots_[t].acquires.load(std::memory_order_acquire);
+    s.acquires += slot_acquires + s.fallbacks;
+    s.hits += slot_acquires;
+    s.releases += slot_releases;
     // Fallback maps are not pooled: their release is not counted.
     s.outstanding = std::size_t(s.acquires - s.fallbacks - s.releases);
     all_lock_.lock();
@@ -485,6 +542,38 @@ class map_pool {
     delete e;
   }
 
+  // This thread's slot; none in the debug library (see the top) or when the
+  // thread has no number.
+  thread_slot* own_slot() const noexcept {
+    const unsigned t = detail::thread_slots::number();
+    return !debug_ && t < detail::thread_slots::max_threads ? &slots_[t] : nullptr;
+  }
+  // The idle map in thread t's slot (run by t itself, by t's exit hook or by
+  // the destructor) goes to the per-CPU lists, or is freed when the pool is
+  // disposing or they are full. It was counted as released when it went into
+  // the slot.
+  void drop_slot(unsigned t) noexcept {
+    if (t >= detail::thread_slots::max_threads) return;
+    thread_slot& slot = slots_[t];
+    entry* e = slot.idle.load(std::memory_order_relaxed);
+    if (!e) return;
+    slot.idle.store(nullptr, std::memory_order_relaxed);
+    shard& sh = shards_[home_shard()];
+    sh.lock.lock();
+    const pool_state s = state_.load(std::memory_order_acquire);   // under the lock, as in give_back
+    const bool keep = (s == pool_state::ready || s == pool_state::warming) && sh.count < per_shard_idle_;
+    if (keep) park(sh, e);
+    else ++sh.drops;
+    sh.lock.unlock();
+    if (!keep) {
+      destroy(e);
+      finish_if_drained();
+    }
+  }
+  void thread_exited(unsigned t) noexcept override { drop_slot(t); }
+
+  std::size_t home_shard() const noexcept { return pcm_current_cpu() % shard_count_; }
+
   static void park(shard& sh, entry* e) noexcept {
     e->next_idle = sh.idle;
     __atomic_store_n(&sh.idle, e, __ATOMIC_RELAXED);   // acquire() peeks at it unlocked
@@ -499,7 +588,9 @@ class map_pool {
     return e;
   }
 
-  void give_back(entry* e) noexcept {
+  // Out of line (as g++ chose anyway): inlined into a handle released after
+  // a move, g++ 12 warns of an overflow on a null entry that cannot occur.
+  [[gnu::noinline]] void give_back(entry* e) noexcept {
     // What a full map needed tells how big a new map's first block should be.
     std::size_t used = e->resource.statistics().bytes_live;
     if (used + 64 > first_block_.load(std::memory_order_relaxed) && used < pmr::local_resource::largest_block)
@@ -513,6 +604,15 @@ class map_pool {
       e->park();
     }
     const bool within_budget = !over_budget();
+    if (thread_slot* own = own_slot(); own && within_budget && !own->idle.load(std::memory_order_relaxed)) {
+      // A dispose() that this load misses leaves the map in the slot, for
+      // the thread's next call, its exit or the destructor (see the top).
+      if (state_.load(std::memory_order_acquire) == pool_state::ready) [[likely]] {
+        own->idle.store(e, std::memory_order_relaxed);
+        thread_slot::count(own->releases);
+        return;
+      }
+    }
     shard& sh = shards_[pcm_current_cpu() % shard_count_];
     sh.lock.lock();
     ++sh.releases;
@@ -556,6 +656,7 @@ class map_pool {
   std::size_t shard_count_;
   std::size_t per_shard_idle_;   // max_idle spread over the CPUs' lists
   std::unique_ptr<shard[]> shards_;
+  std::unique_ptr<thread_slot[]> slots_;   // by thread number (thread_slots.hpp)
   std::atomic<pool_state> state_{pool_state::initialised};
   std::atomic<std::uint64_t> misses_{0}, fallbacks_{0};   // rare events only
   const bool debug_ = pcm_debug_enabled() != 0;           // checks of the debug library

@@ -4,6 +4,7 @@
 // handle moves, handles crossing threads, and a stress of 2, 4 and 8 threads.
 #include <doctest/doctest.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
@@ -546,6 +547,184 @@ TEST_CASE_TEMPLATE("map_pool: 2, 4 and 8 threads acquire, fill, check and releas
     pool.dispose();
     CHECK(pool.state() == pcm::pool_state::terminated);
   }
+}
+
+// ---- the threads' own slots (thread_slots.hpp) --------------------------------
+
+// A map type that counts its live instances: nothing leaks, nothing is freed twice.
+struct counted_map : number_map {
+  struct counter {
+    counter() noexcept { ++alive; }
+    counter(const counter&) noexcept { ++alive; }
+    ~counter() { --alive; }
+    counter& operator=(const counter&) = default;
+  };
+  using number_map::number_map;
+  counter count;
+  static inline std::atomic<int> alive{0};
+};
+
+TEST_CASE("map_pool: a thread gets back the map it released, from its own slot") {
+  pcm::map_pool<number_map> pool;
+  const number_map* first;
+  {
+    auto h = pool.acquire();
+    first = h.get();
+    fill(*h, 1, 20);
+  }
+  pcm::map_pool_statistics s = pool.statistics();
+  CHECK(s.releases == 1);
+  CHECK(s.idle == 1);
+  for (int round = 0; round < 10; ++round) {
+    auto h = pool.acquire();
+    CHECK(h.get() == first);
+    CHECK(h->empty());
+    fill(*h, std::uint64_t(round), 20);
+  }
+  s = pool.statistics();
+  CHECK(s.acquires == 11);
+  CHECK(s.hits == 10);
+  CHECK(s.misses == 1);
+  CHECK(s.releases == 11);
+  CHECK(s.outstanding == 0);
+  CHECK(s.idle == 1);
+  CHECK(counters_add_up(s));
+}
+
+TEST_CASE("map_pool: a thread's idle map goes to the shared lists when the thread exits") {
+  pcm::map_pool<number_map> pool;
+  const number_map* used_there = nullptr;
+  std::thread([&] {
+    auto h = pool.acquire();
+    used_there = h.get();
+    fill(*h, 3, 10);
+  }).join();
+  pcm::map_pool_statistics s = pool.statistics();
+  CHECK(s.idle == 1);
+  CHECK(s.outstanding == 0);
+  auto h = pool.acquire();   // this thread's slot is empty: from the per-CPU list
+  CHECK(h.get() == used_there);
+  CHECK(h->empty());
+  CHECK(pool.statistics().misses == 1);
+}
+
+TEST_CASE("map_pool: maps in threads' slots are freed by dispose(), the thread's next call, or the destructor") {
+  REQUIRE(counted_map::alive == 0);
+  {
+    pcm::map_pool<counted_map> pool;
+    std::mutex lock;
+    std::condition_variable changed;
+    int stage = 0;   // 1: the other thread parked a map in its slot; 2: disposed; 3: it acquired again
+    bool pooled_after_dispose = true;   // checked here: no doctest assertion runs in another thread
+    std::thread other([&] {
+      { auto h = pool.acquire(); }
+      std::unique_lock guard(lock);
+      stage = 1;
+      changed.notify_all();
+      changed.wait(guard, [&] { return stage == 2; });
+      {
+        auto h = pool.acquire();   // the pool is disposed: a fallback, and the slot's map is freed
+        pooled_after_dispose = h.pooled();
+      }
+      stage = 3;
+      changed.notify_all();
+      changed.wait(guard, [&] { return stage == 4; });
+    });
+    std::unique_lock guard(lock);
+    changed.wait(guard, [&] { return stage == 1; });
+    { auto mine = pool.acquire(); }   // this thread's slot holds one too
+    CHECK(counted_map::alive == 2);
+    pool.dispose();                     // frees this thread's, not the other's
+    CHECK(counted_map::alive == 1);
+    stage = 2;
+    changed.notify_all();
+    changed.wait(guard, [&] { return stage == 3; });
+    CHECK(counted_map::alive == 0);
+    CHECK_FALSE(pooled_after_dispose);
+    CHECK(pool.state() == pcm::pool_state::terminated);
+    stage = 4;
+    changed.notify_all();
+    guard.unlock();
+    other.join();
+  }
+  CHECK(counted_map::alive == 0);
+  {
+    // A thread that never comes back: the destructor frees its slot's map.
+    auto pool = std::make_unique<pcm::map_pool<counted_map>>();
+    std::mutex lock;
+    std::condition_variable changed;
+    int stage = 0;
+    std::thread other([&] {
+      { auto h = pool->acquire(); }
+      std::unique_lock guard(lock);
+      stage = 1;
+      changed.notify_all();
+      changed.wait(guard, [&] { return stage == 2; });
+    });
+    {
+      std::unique_lock guard(lock);
+      changed.wait(guard, [&] { return stage == 1; });
+    }
+    CHECK(counted_map::alive == 1);
+    pool.reset();
+    CHECK(counted_map::alive == 0);
+    {
+      std::lock_guard guard(lock);
+      stage = 2;
+    }
+    changed.notify_all();
+    other.join();   // its exit hook finds no pool to empty
+  }
+  CHECK(counted_map::alive == 0);
+}
+
+TEST_CASE("map_pool: under threads passing handles around, no map is held twice and none is lost") {
+  REQUIRE(counted_map::alive == 0);
+  {
+    pcm::map_pool<counted_map> pool;
+    std::mutex lock;
+    std::vector<const counted_map*> held;                   // maps held by some handle now
+    std::vector<pcm::map_pool<counted_map>::handle> passed;   // handles on their way to another thread
+    std::atomic<int> twice{0}, not_empty{0};
+    constexpr int rounds = 3000;
+    auto worker = [&](unsigned id) {
+      std::mt19937 random(id + 11);
+      for (int round = 0; round < rounds; ++round) {
+        auto h = pool.acquire();
+        if (!h->empty()) ++not_empty;
+        {
+          std::lock_guard guard(lock);
+          if (std::find(held.begin(), held.end(), h.get()) != held.end()) ++twice;
+          held.push_back(h.get());
+        }
+        fill(*h, id, 3);
+        std::lock_guard guard(lock);
+        if (random() % 2) {   // another thread releases it
+          passed.push_back(std::move(h));
+          if (passed.size() < 4) continue;
+          h = std::move(passed.front());
+          passed.erase(passed.begin());
+        }
+        held.erase(std::find(held.begin(), held.end(), h.get()));
+        h.release();
+      }
+    };
+    std::vector<std::thread> threads;
+    for (unsigned id = 0; id < 4; ++id) threads.emplace_back(worker, id);
+    for (auto& t : threads) t.join();
+    for (auto& h : passed) held.erase(std::find(held.begin(), held.end(), h.get()));
+    passed.clear();
+    CHECK(twice == 0);
+    CHECK(not_empty == 0);
+    CHECK(held.empty());
+    pcm::map_pool_statistics s = pool.statistics();
+    CHECK(s.outstanding == 0);
+    CHECK(s.acquires == s.releases);
+    CHECK(counters_add_up(s));
+    CHECK(s.idle + s.drops == s.misses);              // every map built is idle or was dropped
+    CHECK(counted_map::alive == int(s.idle));          // and nothing else is alive
+  }
+  CHECK(counted_map::alive == 0);
 }
 
 }  // TEST_SUITE

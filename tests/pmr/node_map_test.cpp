@@ -13,6 +13,7 @@
 #include <memory>
 #include <memory_resource>
 #include <random>
+#include <set>
 #include <ranges>
 #include <stdexcept>
 #include <string>
@@ -708,6 +709,41 @@ TEST_CASE_TEMPLATE("node_map: nodes inserted in sequence are contiguous; the ind
   CHECK(misaligned == 0);
   CHECK(last_index_bytes / 64 * 12 == m.bucket_count());
   CHECK(m.bucket_count() * m.max_load_factor() >= 5000.0f);
+}
+
+// Carving (the cursor over the current node block): across the short blocks
+// (8, 16, ... 4096 nodes) into the full ones (8192), then again after clear():
+// the k-th insert after clear() takes the k-th node of the first filling, no
+// block is taken twice, and iteration is insertion order; erased nodes are
+// taken again before carving goes on.
+TEST_CASE_TEMPLATE("node_map: carving crosses node blocks, and restarts at the first node after clear()", Table,
+                   number_map, string_map) {
+  pmr_test::recording_resource recorder;
+  Table m{typename Table::allocator_type(&recorder)};
+  constexpr std::uint64_t count = 8 + 16 + 32 + 64 + 128 + 256 + 512 + 1024 + 2048 + 4096 + 8192 + 100;
+  std::vector<const void*> first_nodes;
+  for (std::uint64_t n = 0; n < count; ++n) first_nodes.push_back(&*m.insert(element<Table>(n)).first);
+  CHECK(m.node_capacity() == count - 100 + 8192);
+  const std::size_t allocations = recorder.allocations().size();
+  m.clear();
+  std::size_t moved = 0, out_of_order = 0;
+  for (std::uint64_t n = 0; n < count; ++n) moved += &*m.insert(element<Table>(n + count)).first != first_nodes[n];
+  std::uint64_t expected = count;
+  for (const auto& e : m) out_of_order += !(e == element<Table>(expected++));
+  CHECK(moved == 0);
+  CHECK(out_of_order == 0);
+  CHECK(expected == 2 * count);
+  CHECK(recorder.allocations().size() == allocations);   // no block and no index taken again
+  // Erase three, insert four: three reuse the erased nodes, the fourth is carved next.
+  for (std::uint64_t n : {count + 3, count + 5000, 2 * count - 1}) CHECK(m.erase(key_of(element<Table>(n))) == 1);
+  std::set<const void*> reused;
+  for (std::uint64_t n = 0; n < 3; ++n) reused.insert(&*m.insert(element<Table>(3 * count + n)).first);
+  CHECK(reused == std::set<const void*>{first_nodes[3], first_nodes[5000], first_nodes[count - 1]});
+  CHECK(&*m.insert(element<Table>(4 * count)).first == static_cast<const void*>(
+                                                          static_cast<const char*>(first_nodes[count - 1]) +
+                                                          (static_cast<const char*>(first_nodes[count - 2]) -
+                                                           static_cast<const char*>(first_nodes[count - 3]))));
+  CHECK(m.size() == count + 1);
 }
 
 }  // TEST_SUITE
