@@ -407,7 +407,8 @@ void ensure_initialised() noexcept {
   // CPU 1 alone counts one CPU and runs on id 1 (an id without a set would
   // have capacity 0, every allocation a miss).
   const unsigned ids = os::cpu_id_limit();
-  if (!config.hardened && config.percpu && rseq::supported && os::rseq_available(&offset) &&
+  // (More CPUs than ids the per-CPU arrays index: per-thread caches instead.)
+  if (!config.hardened && config.percpu && rseq::supported && cpus <= rseq::max_cpus && os::rseq_available(&offset) &&
       rseq::current_cpu(rseq::area(offset)) >= 0) {
     auto* slots = static_cast<void**>(base::allocate(std::size_t(ids) * slots_per_set * sizeof(void*)));
     if (slots) {

@@ -52,7 +52,7 @@ struct release_heap {
   }
   static std::size_t usable_size(const void* p) noexcept { return pcm::usable_size(p); }
   static bool owns(const void* p) noexcept { return pcm::owns(p); }
-  // pcm::arena (src/arena.cpp): the core's explicit arenas as they are.
+  // pcm::arena (src/arena_handle.cpp): the core's explicit arenas as they are.
   static void* arena_allocate(arena_core& a, std::size_t n, std::size_t alignment) noexcept {
     return explicit_arenas::allocate(a, n, alignment);
   }

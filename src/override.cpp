@@ -10,20 +10,20 @@
 #define PCM_EXPORT extern "C" __attribute__((visibility("default")))
 using namespace pcm::entry;
 
-PCM_EXPORT void* malloc(std::size_t n) { return malloc_(n); }
-PCM_EXPORT void free(void* p) { free_(p); }
-PCM_EXPORT void cfree(void* p) { free_(p); }
-PCM_EXPORT void* calloc(std::size_t c, std::size_t n) { return calloc_(c, n); }
-PCM_EXPORT void* realloc(void* p, std::size_t n) { return realloc_(p, n); }
-PCM_EXPORT void* reallocarray(void* p, std::size_t c, std::size_t n) { return reallocarray_(p, c, n); }
-PCM_EXPORT void* aligned_alloc(std::size_t a, std::size_t n) { return aligned_alloc_(a, n); }
-PCM_EXPORT int posix_memalign(void** out, std::size_t a, std::size_t n) { return posix_memalign_(out, a, n); }
-PCM_EXPORT void* memalign(std::size_t a, std::size_t n) { return memalign_(a, n); }
-PCM_EXPORT void* valloc(std::size_t n) { return valloc_(n); }
-PCM_EXPORT void* pvalloc(std::size_t n) { return pvalloc_(n); }
-PCM_EXPORT std::size_t malloc_usable_size(void* p) { return usable_size_(p); }
-PCM_EXPORT void free_sized(void* p, std::size_t n) { free_sized_(p, n); }
-PCM_EXPORT void free_aligned_sized(void* p, std::size_t a, std::size_t n) { free_aligned_sized_(p, a, n); }
+PCM_EXPORT void* malloc(std::size_t n) { return c_malloc(n); }
+PCM_EXPORT void free(void* p) { c_free(p); }
+PCM_EXPORT void cfree(void* p) { c_free(p); }
+PCM_EXPORT void* calloc(std::size_t c, std::size_t n) { return c_calloc(c, n); }
+PCM_EXPORT void* realloc(void* p, std::size_t n) { return c_realloc(p, n); }
+PCM_EXPORT void* reallocarray(void* p, std::size_t c, std::size_t n) { return c_reallocarray(p, c, n); }
+PCM_EXPORT void* aligned_alloc(std::size_t a, std::size_t n) { return c_aligned_alloc(a, n); }
+PCM_EXPORT int posix_memalign(void** out, std::size_t a, std::size_t n) { return c_posix_memalign(out, a, n); }
+PCM_EXPORT void* memalign(std::size_t a, std::size_t n) { return c_memalign(a, n); }
+PCM_EXPORT void* valloc(std::size_t n) { return c_valloc(n); }
+PCM_EXPORT void* pvalloc(std::size_t n) { return c_pvalloc(n); }
+PCM_EXPORT std::size_t malloc_usable_size(void* p) { return c_usable_size(p); }
+PCM_EXPORT void free_sized(void* p, std::size_t n) { c_free_sized(p, n); }
+PCM_EXPORT void free_aligned_sized(void* p, std::size_t a, std::size_t n) { c_free_aligned_sized(p, a, n); }
 // glibc's heap is not ours to trim; trimming ours is what a caller wants.
 PCM_EXPORT int malloc_trim(std::size_t) { pcm::purge_all(); return 1; }
 
@@ -66,31 +66,30 @@ template <on_failure policy, request r>
 }  // namespace
 
 #define PCM_NEW __attribute__((visibility("default")))
-using nt = const std::nothrow_t&;
-using al = std::align_val_t;
+using nothrow_tag = const std::nothrow_t&;
 constexpr auto throws = on_failure::throw_bad_alloc;
 constexpr auto nulls = on_failure::return_null;
-constexpr auto one = request::new_scalar;
-constexpr auto many = request::new_array;
+constexpr auto scalar = request::new_scalar;
+constexpr auto array = request::new_array;
 
-PCM_NEW void* operator new(std::size_t n) { return new_plain<throws, one>(n); }
-PCM_NEW void* operator new[](std::size_t n) { return new_plain<throws, many>(n); }
-PCM_NEW void* operator new(std::size_t n, nt) noexcept { return new_plain<nulls, one>(n); }
-PCM_NEW void* operator new[](std::size_t n, nt) noexcept { return new_plain<nulls, many>(n); }
-PCM_NEW void* operator new(std::size_t n, al a) { return new_aligned<throws, one>(n, a); }
-PCM_NEW void* operator new[](std::size_t n, al a) { return new_aligned<throws, many>(n, a); }
-PCM_NEW void* operator new(std::size_t n, al a, nt) noexcept { return new_aligned<nulls, one>(n, a); }
-PCM_NEW void* operator new[](std::size_t n, al a, nt) noexcept { return new_aligned<nulls, many>(n, a); }
+PCM_NEW void* operator new(std::size_t n) { return new_plain<throws, scalar>(n); }
+PCM_NEW void* operator new[](std::size_t n) { return new_plain<throws, array>(n); }
+PCM_NEW void* operator new(std::size_t n, nothrow_tag) noexcept { return new_plain<nulls, scalar>(n); }
+PCM_NEW void* operator new[](std::size_t n, nothrow_tag) noexcept { return new_plain<nulls, array>(n); }
+PCM_NEW void* operator new(std::size_t n, std::align_val_t a) { return new_aligned<throws, scalar>(n, a); }
+PCM_NEW void* operator new[](std::size_t n, std::align_val_t a) { return new_aligned<throws, array>(n, a); }
+PCM_NEW void* operator new(std::size_t n, std::align_val_t a, nothrow_tag) noexcept { return new_aligned<nulls, scalar>(n, a); }
+PCM_NEW void* operator new[](std::size_t n, std::align_val_t a, nothrow_tag) noexcept { return new_aligned<nulls, array>(n, a); }
 
-PCM_NEW void operator delete(void* p) noexcept { heap::deallocate(p, one); }
-PCM_NEW void operator delete[](void* p) noexcept { heap::deallocate(p, many); }
-PCM_NEW void operator delete(void* p, nt) noexcept { heap::deallocate(p, one); }
-PCM_NEW void operator delete[](void* p, nt) noexcept { heap::deallocate(p, many); }
-PCM_NEW void operator delete(void* p, std::size_t n) noexcept { heap::deallocate_sized(p, n, one); }
-PCM_NEW void operator delete[](void* p, std::size_t n) noexcept { heap::deallocate_sized(p, n, many); }
-PCM_NEW void operator delete(void* p, al) noexcept { heap::deallocate(p, one); }
-PCM_NEW void operator delete[](void* p, al) noexcept { heap::deallocate(p, many); }
-PCM_NEW void operator delete(void* p, al, nt) noexcept { heap::deallocate(p, one); }
-PCM_NEW void operator delete[](void* p, al, nt) noexcept { heap::deallocate(p, many); }
-PCM_NEW void operator delete(void* p, std::size_t n, al) noexcept { heap::deallocate_sized(p, n, one, true); }
-PCM_NEW void operator delete[](void* p, std::size_t n, al) noexcept { heap::deallocate_sized(p, n, many, true); }
+PCM_NEW void operator delete(void* p) noexcept { heap::deallocate(p, scalar); }
+PCM_NEW void operator delete[](void* p) noexcept { heap::deallocate(p, array); }
+PCM_NEW void operator delete(void* p, nothrow_tag) noexcept { heap::deallocate(p, scalar); }
+PCM_NEW void operator delete[](void* p, nothrow_tag) noexcept { heap::deallocate(p, array); }
+PCM_NEW void operator delete(void* p, std::size_t n) noexcept { heap::deallocate_sized(p, n, scalar); }
+PCM_NEW void operator delete[](void* p, std::size_t n) noexcept { heap::deallocate_sized(p, n, array); }
+PCM_NEW void operator delete(void* p, std::align_val_t) noexcept { heap::deallocate(p, scalar); }
+PCM_NEW void operator delete[](void* p, std::align_val_t) noexcept { heap::deallocate(p, array); }
+PCM_NEW void operator delete(void* p, std::align_val_t, nothrow_tag) noexcept { heap::deallocate(p, scalar); }
+PCM_NEW void operator delete[](void* p, std::align_val_t, nothrow_tag) noexcept { heap::deallocate(p, array); }
+PCM_NEW void operator delete(void* p, std::size_t n, std::align_val_t) noexcept { heap::deallocate_sized(p, n, scalar, true); }
+PCM_NEW void operator delete[](void* p, std::size_t n, std::align_val_t) noexcept { heap::deallocate_sized(p, n, array, true); }

@@ -86,19 +86,24 @@ void write_error(const char* text, std::size_t length) noexcept;   // to fd 2
 // taken at start-up: programs close stderr before their exit, and daemons
 // close every descriptor above 2 and open files of their own, which can take
 // its number. keep() duplicates fd 2, or opens `path` for appending when one is
-// given (failing that, fd 2); fd() checks before each use that the descriptor
-// is still that file (device and inode), and gives fd 2 when it is not.
+// given (failing that, duplicates fd 2); fd() checks before each use that the
+// descriptor is still that file (device and inode), else gives fd 2 if fd 2 is
+// still the stderr of start-up, else -1: nothing is written rather than
+// written into a file of the program's.
 // Synchronisation: keep() before other threads use it (start-up, or under
 // the caller's lock); fd() from any thread.
 class kept_output {
  public:
   void keep(const char* path = nullptr) noexcept;
-  bool kept() const noexcept { return fd_ >= 0; }
+  bool kept() const noexcept { return kept_; }
   int fd() noexcept;
 
  private:
-  int fd_ = -1;
-  std::uint64_t device_ = 0, inode_ = 0;
+  struct identity { std::uint64_t device = 0, inode = 0; bool valid = false; };
+  static identity identify(int fd) noexcept;
+  bool kept_ = false;
+  int fd_ = -1;                // written by keep(), then only read
+  identity file_, stderr_;     // what fd_ and fd 2 were when kept
 };
 [[noreturn]] void abort_process() noexcept;
 

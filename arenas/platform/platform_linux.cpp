@@ -302,25 +302,27 @@ bool write_all(int fd, const void* data, std::size_t length) noexcept {
 
 void write_error(const char* text, std::size_t length) noexcept { write_all(STDERR_FILENO, text, length); }
 
+kept_output::identity kept_output::identify(int fd) noexcept {
+  struct stat st {};
+  if (fd < 0 || fstat(fd, &st) != 0) return {};
+  return {std::uint64_t(st.st_dev), std::uint64_t(st.st_ino), true};
+}
+
 void kept_output::keep(const char* path) noexcept {
   int fd = -1;
   if (path && path[0]) fd = ::open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
-  if (fd < 0) fd = fcntl(STDERR_FILENO, F_DUPFD_CLOEXEC, 3);
-  if (fd < 0) fd = STDERR_FILENO;
-  struct stat st {};
-  if (fstat(fd, &st) == 0) {
-    device_ = st.st_dev;
-    inode_ = st.st_ino;
-  }
+  if (fd < 0) fd = fcntl(STDERR_FILENO, F_DUPFD_CLOEXEC, 3);   // -1 when fd 2 is closed
   fd_ = fd;
+  file_ = identify(fd);
+  stderr_ = identify(STDERR_FILENO);
+  kept_ = true;
 }
 
 int kept_output::fd() noexcept {
-  if (fd_ < 0) return STDERR_FILENO;
-  struct stat st {};
-  if (fd_ != STDERR_FILENO && (fstat(fd_, &st) != 0 || st.st_dev != device_ || st.st_ino != inode_))
-    fd_ = STDERR_FILENO;   // closed, or its number reused by the program
-  return fd_;
+  auto same = [](identity a, identity b) { return a.valid && b.valid && a.device == b.device && a.inode == b.inode; };
+  if (same(identify(fd_), file_)) return fd_;
+  // Closed, or its number reused by the program: fd 2, if it is still ours.
+  return same(identify(STDERR_FILENO), stderr_) ? STDERR_FILENO : -1;
 }
 
 void abort_process() noexcept { ::abort(); }

@@ -46,7 +46,7 @@ PCM_API void pcm_purge(void);                    /* flush, then return all free 
    Returns 0, or -1 with errno (ENOTSUP when profiling is off or in the debug library). */
 PCM_API int pcm_profile_dump(const char* prefix);
 PCM_API unsigned pcm_arena_count(void);
-PCM_API unsigned pcm_cpu_count(void);            /* CPU ids are below this (possible CPUs, not online ones) */
+PCM_API unsigned pcm_cpu_count(void);            /* CPUs this process may use (ids may be higher: pcm_current_cpu() % n to spread) */
 PCM_API unsigned pcm_current_cpu(void);          /* this thread's CPU now (rseq when available) */
 
 /* Debug hooks, for pooled objects that live outside the heap's own checks

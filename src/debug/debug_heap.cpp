@@ -854,9 +854,13 @@ void* allocate(std::size_t size, std::size_t alignment, request kind, bool zero,
   // kernel allows 65530 (vm.max_map_count) for everything: past
   // max_guarded_blocks live and quarantined, or when the kernel refuses, a block
   // gets canaries instead, and the program and the core keep room to map.
+  // Only a block that was counted is uncounted (an arena's block, or one
+  // aligned past a page, never was: uncounting it wrapped the count, and no
+  // block was guarded again).
+  const bool counted = guarded;
   if (guarded && guarded_blocks.fetch_add(1, std::memory_order_relaxed) >= max_guarded_blocks) guarded = false;
   if (guarded && !allocate_guarded(staging, size, alignment)) guarded = false;
-  if (!guarded && config.guard) guarded_blocks.fetch_sub(1, std::memory_order_relaxed);
+  if (counted && !guarded) guarded_blocks.fetch_sub(1, std::memory_order_relaxed);
   if (!guarded) {
     std::size_t left = left_redzone(alignment);
     void* raw = core_allocate(from, left + size + redzone, alignment);
@@ -1020,7 +1024,9 @@ void free_arena_blocks(arena_core& a) noexcept {
   registry::for_each([&](block_record& r) {
     if (load_state(r.state) != block_state::live || r.guarded || explicit_arenas::owner_of(r.raw) != &a) return;
     block_state previous;
-    if (!registry::claim_for_free(&r, r.user, &previous)) return;
+    // Another thread may have freed it since the walk read it live: then it
+    // is that thread's to retire (a second retire would free it twice).
+    if (!registry::claim_for_free(&r, r.user, &previous) || previous != block_state::live) return;
     r.free_thread = thread;
     r.free_stack = stack;
     retire(&r);

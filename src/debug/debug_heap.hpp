@@ -28,7 +28,7 @@ void* reallocate(void* p, std::size_t size) noexcept;
 std::size_t usable_size(const void* p) noexcept;
 bool owns(const void* p) noexcept;
 
-// ---- explicit arenas (src/arena.cpp under the debug library)
+// ---- explicit arenas (src/arena_handle.cpp under the debug library)
 // pcm::arena::deallocate: p must be a live block of `a` (reported otherwise).
 void deallocate_in(arena_core& a, void* p) noexcept;
 bool arena_owns(const arena_core& a, const void* p) noexcept;

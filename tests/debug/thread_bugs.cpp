@@ -244,6 +244,21 @@ void block_of_another_arena() {
   a.deallocate(p);
 }
 
+__attribute__((noinline)) char read_past_end(const char* p, std::size_t n) { return static_cast<const volatile char*>(p)[n + 100]; }
+
+// guard:true: blocks that get no guard pages (an arena's, one aligned past a
+// page) must not turn guard pages off for the blocks after them.
+void overflow_after_unguarded_blocks() {
+  pcm::arena a;
+  a.deallocate(a.allocate(64));
+  void* aligned = nullptr;
+  if (posix_memalign(&aligned, 8192, 100) != 0) std::exit(2);
+  std::free(aligned);
+  char* p = static_cast<char*>(std::malloc(4096));
+  sink = p;
+  std::printf("read %d\n", read_past_end(p, 4096));
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -258,6 +273,7 @@ int main(int argc, char** argv) {
     case 8: clean_arenas(); break;
     case 9: arena_used_after_reset(); break;
     case 10: block_of_another_arena(); break;
+    case 11: overflow_after_unguarded_blocks(); break;
     case 4: {   // new[] on T1, delete[] on T2, written on main: found at exit
       char* p = nullptr;
       int t1 = on_thread([&] { p = make_on_thread(40); });

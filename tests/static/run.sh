@@ -25,6 +25,9 @@ cppcheck --quiet --std=c++20 --language=c++ --enable=warning,performance,portabi
   --inline-suppr --error-exitcode=1 -I arenas -I include -I src \
   --suppress=missingIncludeSystem \
   `# cppcheck does not know that asm outputs initialise variables` \
-  --suppress='legacyUninitvar:arenas/rseq.hpp' "${sources[@]}" || status=1
+  --suppress='legacyUninitvar:arenas/rseq.hpp' \
+  `# nor does it drop a discarded if-constexpr branch: the nothrow operator new` \
+  `# forms instantiate new_failed<return_null>, whose throw is never compiled` \
+  --suppress='throwInNoexceptFunction:src/override.cpp' "${sources[@]}" || status=1
 ((status == 0)) && echo "static checks: clean"
 exit "$status"
