@@ -188,7 +188,7 @@ struct fork_hooks {
   void (*parent)();
   void (*child)();
 };
-constexpr unsigned max_fork_hooks = 4;
+constexpr unsigned max_fork_hooks = 8;
 fork_hooks extra_fork_hooks[max_fork_hooks];
 std::atomic<unsigned> extra_fork_hook_count{0};
 

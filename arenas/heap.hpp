@@ -180,7 +180,7 @@ void purge_all() noexcept;            // flush caches and return every dirty pag
 // handlers to the core's one pthread_atfork registration: their prepare runs
 // before the core takes its locks, their parent/child after it releases them,
 // and from the end of the prepare to the parent/child the forking thread holds
-// every lock of all of them (holding_every_lock, lock.hpp). At most 4.
+// every lock of all of them (holding_every_lock, lock.hpp). At most 8.
 void add_fork_hooks(void (*prepare)(), void (*parent)(), void (*child)()) noexcept;
 
 // For statistics: visit every live cache (CPU caches, then thread caches).

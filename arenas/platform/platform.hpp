@@ -69,6 +69,7 @@ std::uint64_t resident_bytes() noexcept;  // this process's RSS from /proc/self/
 
 void futex_wait(std::uint32_t* word, std::uint32_t expected) noexcept;
 void futex_wake(std::uint32_t* word, int count) noexcept;
+void yield_cpu() noexcept;
 // Which CPUs the calling thread may run on (ids below max_cpu_ids), saved and restored
 // around a visit to every CPU: draining per-CPU caches must run on each CPU.
 struct cpu_mask { unsigned long bits[max_cpu_ids / (8 * sizeof(unsigned long))]; };

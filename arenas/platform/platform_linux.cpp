@@ -287,6 +287,7 @@ void set_thread_cpus(const cpu_mask& mask) noexcept {
   sched_setaffinity(0, sizeof mask, reinterpret_cast<const cpu_set_t*>(&mask));
 }
 long thread_id() noexcept { return syscall(SYS_gettid); }
+void yield_cpu() noexcept { sched_yield(); }
 
 bool write_all(int fd, const void* data, std::size_t length) noexcept {
   const char* text = static_cast<const char*>(data);

@@ -6,30 +6,55 @@
 // that thread reads and writes: plain loads and stores, no locked
 // instruction. The owner frees what a slot holds when the thread exits
 // (thread_exited), or when the owner itself goes (its destructor, after
-// forget()). Synchronisation: numbers are taken and given back with atomic
-// operations; owners register and leave, and exit hooks run, under one
-// mutex, so an owner is never destroyed while a hook runs on it.
+// forget()).
+//
+// The numbers, the registry of owners and the exit hooks live in the library
+// (src/thread_slots.cpp), not in this header: a header's statics would be one
+// copy per module built with hidden visibility (a program and its plugins),
+// and two threads could then hold the same number for one pool.
+// Synchronisation: numbers are taken and given back with atomic operations;
+// owners enroll and leave under the registry's lock; an exit hook runs an
+// owner's thread_exited without that lock (it may run the program's
+// destructors) but pinned, and forget() waits until no hook runs on it.
+// fork(): the child keeps its own thread's number; numbers of the parent's
+// other threads stay taken, and their slots keep their maps until each
+// owner goes.
 #pragma once
-#include <atomic>
-#include <bit>
 #include <cstdint>
-#include <mutex>
-#include <vector>
+
+#include "pcmalloc.h"
+
+extern "C" {
+// This thread's number + 1; 0: none yet; max_threads + 1: none (all taken,
+// or the thread is exiting). Read inline by thread_slots::number().
+extern PCM_API __thread unsigned pcm_thread_number_plus_one;
+}
 
 namespace pcm::detail {
 
 // An object with per-thread slots (map_pool).
-class thread_slot_owner {
+class PCM_API thread_slot_owner {
  public:
   // Thread `number` is exiting: what its slot holds goes back. Runs on that
-  // thread, under the registry's mutex.
+  // thread, with no lock of the registry held.
   virtual void thread_exited(unsigned number) noexcept = 0;
 
  protected:
+  thread_slot_owner() = default;
   ~thread_slot_owner() = default;
+  thread_slot_owner(const thread_slot_owner&) = delete;
+  thread_slot_owner& operator=(const thread_slot_owner&) = delete;
+
+ private:
+  friend class thread_slots;
+  // The registry's list, under its lock.
+  thread_slot_owner* next_ = nullptr;
+  thread_slot_owner* prev_ = nullptr;
+  bool enrolled_ = false;
+  unsigned hooks_running_ = 0;   // exit hooks in thread_exited now (pins the owner)
 };
 
-class thread_slots {
+class PCM_API thread_slots {
  public:
   static constexpr unsigned max_threads = 64;
   static constexpr unsigned none = max_threads;
@@ -37,66 +62,17 @@ class thread_slots {
   // This thread's number, or none when all are taken (the caller then uses
   // its shared path). One thread-local load once the thread has one.
   static unsigned number() noexcept {
-    const unsigned n = number_plus_one_;
+    const unsigned n = pcm_thread_number_plus_one;
     return n ? n - 1 : take_number();
   }
 
-  static void enroll(thread_slot_owner* owner) {
-    std::lock_guard guard(mutex());
-    owners().push_back(owner);
-  }
-  // After forget() returns, no exit hook runs on owner, and none is running.
-  static void forget(thread_slot_owner* owner) noexcept {
-    std::lock_guard guard(mutex());
-    std::erase(owners(), owner);
-  }
+  static void enroll(thread_slot_owner* owner) noexcept;
+  // After forget() returns, no exit hook runs on owner, and none will.
+  static void forget(thread_slot_owner* owner) noexcept;
 
  private:
-  // Gives the number back when the thread exits, after every owner emptied
-  // the thread's slot.
-  struct exit_hook {
-    unsigned number;
-    ~exit_hook() {
-      {
-        std::lock_guard guard(mutex());
-        for (thread_slot_owner* owner : owners()) owner->thread_exited(number);
-      }
-      number_plus_one_ = max_threads + 1;   // a destructor running later takes no new number
-      taken().fetch_and(~(std::uint64_t(1) << number), std::memory_order_release);
-    }
-  };
-
-  [[gnu::noinline]] static unsigned take_number() noexcept {
-    if (number_plus_one_ == max_threads + 1) return none;   // exiting (or out of numbers before)
-    std::uint64_t seen = taken().load(std::memory_order_relaxed);
-    unsigned n;
-    do {
-      if (~seen == 0) {
-        number_plus_one_ = max_threads + 1;
-        return none;
-      }
-      n = static_cast<unsigned>(std::countr_one(seen));
-    } while (!taken().compare_exchange_weak(seen, seen | (std::uint64_t(1) << n), std::memory_order_acquire));
-    static thread_local exit_hook hook{n};   // constructed here, on this thread's first number
-    hook.number = n;
-    number_plus_one_ = n + 1;
-    return n;
-  }
-
-  static std::atomic<std::uint64_t>& taken() noexcept {
-    static std::atomic<std::uint64_t> bits{0};
-    return bits;
-  }
-  static std::mutex& mutex() noexcept {
-    static std::mutex m;
-    return m;
-  }
-  static std::vector<thread_slot_owner*>& owners() noexcept {
-    static std::vector<thread_slot_owner*> list;
-    return list;
-  }
-  // 0: no number yet; max_threads + 1: none (all taken, or the thread is exiting).
-  static inline thread_local unsigned number_plus_one_ = 0;
+  struct exit_hook;   // per numbered thread (src/thread_slots.cpp)
+  [[gnu::noinline]] static unsigned take_number() noexcept;
 };
 
 }  // namespace pcm::detail
