@@ -493,7 +493,7 @@ class node_table {
 
   // Empties the container and keeps its storage (see the file comment).
   void clear() noexcept {
-    if (debug_) [[unlikely]] return clear_watched();
+    single_user_scope scope(debug_, user_check_, this, sizeof *this, misuse_texts);
     clear_elements();
   }
 
@@ -623,32 +623,18 @@ class node_table {
   }
 
   // The one door for inserting: key (as given) and the value's arguments.
-  // Release library: one test of debug_ and no single_user_scope object (kept
-  // on the stack across the hash call, its test and teardown were 8
-  // instructions an insert by callgrind; the pooled request in maps went
-  // 1,575 -> 1,569 in all, g++ spending some of it elsewhere). The debug
-  // library takes the watched copy out of line.
   template <class K, class... Rest>
   [[gnu::always_inline]] std::pair<iterator, bool> emplace_key(K&& key, Rest&&... rest) {
     if constexpr (lookup_key<K>) {
-      if (debug_) [[unlikely]] return emplace_watched(std::forward<K>(key), std::forward<Rest>(rest)...);
-      return emplace_unwatched(std::forward<K>(key), std::forward<Rest>(rest)...);
+      single_user_scope scope(debug_, user_check_, this, sizeof *this, misuse_texts);
+      const std::uint64_t code = code_of(key);
+      if (const location found = locate(key, code); found.index != no_node)
+        return {iterator_at(found), false};
+      return {iterator_at(insert_new(code, std::forward<K>(key), std::forward<Rest>(rest)...)), true};
     } else {
       key_type made(std::forward<K>(key));   // a key of another type, not usable for lookups as it is
       return emplace_key(std::move(made), std::forward<Rest>(rest)...);
     }
-  }
-  template <class K, class... Rest>
-  [[gnu::noinline]] std::pair<iterator, bool> emplace_watched(K&& key, Rest&&... rest) {
-    single_user_scope scope(debug_, user_check_, this, sizeof *this, misuse_texts);
-    return emplace_unwatched(std::forward<K>(key), std::forward<Rest>(rest)...);
-  }
-  template <class K, class... Rest>
-  [[gnu::always_inline]] std::pair<iterator, bool> emplace_unwatched(K&& key, Rest&&... rest) {
-    const std::uint64_t code = code_of(key);
-    const location found = locate(key, code);
-    if (found.index != no_node) return {iterator_at(found), false};
-    return {iterator_at(insert_new(code, std::forward<K>(key), std::forward<Rest>(rest)...)), true};
   }
 
   // ---- the index -------------------------------------------------------------------
@@ -978,11 +964,6 @@ class node_table {
     other.clear_elements();
   }
 
-  [[gnu::noinline]] void clear_watched() noexcept {
-    single_user_scope scope(debug_, user_check_, this, sizeof *this, misuse_texts);
-    clear_elements();
-  }
-
   // Debug library: lookups may run beside each other, not beside a mutation.
   void look() const noexcept {
     if (debug_) [[unlikely]] user_check_.look(this, sizeof *this, misuse_texts);
@@ -1091,27 +1072,15 @@ class node_map : public node_table<node_table_detail::map_kind<K, V>, Hash, Eq, 
   }
 
  private:
-  // As emplace_key: no scope object in the release library.
   template <class K2, class M>
   [[gnu::always_inline]] std::pair<iterator, bool> assign_as(K2&& key, M&& value) {
-    if (this->debug_) [[unlikely]] return assign_watched(std::forward<K2>(key), std::forward<M>(value));
-    return assign_unwatched(std::forward<K2>(key), std::forward<M>(value));
-  }
-  template <class K2, class M>
-  [[gnu::noinline]] std::pair<iterator, bool> assign_watched(K2&& key, M&& value) {
     single_user_scope scope(this->debug_, this->user_check_, this, sizeof *this, base::misuse_texts);
-    return assign_unwatched(std::forward<K2>(key), std::forward<M>(value));
-  }
-  template <class K2, class M>
-  [[gnu::always_inline]] std::pair<iterator, bool> assign_unwatched(K2&& key, M&& value) {
     const std::uint64_t code = this->code_of(key);
-    const auto found = this->locate(key, code);
-    if (found.index != base::no_node) {
+    if (const auto found = this->locate(key, code); found.index != base::no_node) {
       found.node_at->value()->second = std::forward<M>(value);
       return {this->iterator_at(found), false};
     }
-    return {this->iterator_at(this->insert_new(code, std::forward<K2>(key), std::forward<M>(value))),
-            true};
+    return {this->iterator_at(this->insert_new(code, std::forward<K2>(key), std::forward<M>(value))), true};
   }
   template <class Self, class K2>
   static auto& at_as(Self& self, const K2& key) {
