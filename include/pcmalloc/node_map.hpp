@@ -822,11 +822,12 @@ class node_table {
     if constexpr (keeps_elements) {
       if (i < constructed_) {
         value_type& v = *n->value();
-        recycle::assign(Kind::kept_key(v), std::forward<K>(key));
+        // v is a free node's: no valid reference into it is left.
+        recycle::assign_unaliased(Kind::kept_key(v), std::forward<K>(key));
         if constexpr (requires { typename Kind::mapped_type; }) {
           using mapped = typename Kind::mapped_type;
           if constexpr (sizeof...(Rest) == 0) recycle::reset(v.second);
-          else if constexpr (sizeof...(Rest) == 1) recycle::assign(v.second, std::forward<Rest>(rest)...);
+          else if constexpr (sizeof...(Rest) == 1) recycle::assign_unaliased(v.second, std::forward<Rest>(rest)...);
           else v.second = mapped(std::forward<Rest>(rest)...);
         }
         return;

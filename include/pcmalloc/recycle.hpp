@@ -60,14 +60,17 @@ inline constexpr bool keeps_capacity_v = keeps_capacity<T>::value;
 // general path (aliasing, replace). Text inside target itself takes the
 // general path. Strong guarantee where target's own assignment gives it (the
 // fast path cannot throw).
-template <class T, class Source>
-[[gnu::always_inline]] inline void assign(T& target, Source&& source) {
+// may_alias false: the caller knows the text cannot lie inside target (see
+// assign_unaliased), and the check is left out.
+template <bool may_alias, class T, class Source>
+[[gnu::always_inline]] inline void assign_text(T& target, Source&& source) {
   if constexpr (requires { typename T::traits_type; target.capacity(); target.resize(0); }) {
     using view = std::basic_string_view<typename T::value_type, typename T::traits_type>;
     if constexpr (std::is_convertible_v<const Source&, view>) {
       const view text = source;
       const auto* own = target.data();
-      const bool inside = !std::less<>()(text.data(), own) && !std::less<>()(own + target.capacity(), text.data());
+      const bool inside = may_alias && !std::less<>()(text.data(), own) &&
+                          !std::less<>()(own + target.capacity(), text.data());
       if (text.size() <= target.capacity() && !inside) {
         if (text.size() != target.size()) target.resize(text.size());   // within capacity: no allocation
         if constexpr (std::is_trivially_copyable_v<typename T::value_type>)
@@ -80,6 +83,17 @@ template <class T, class Source>
   }
   if constexpr (std::is_assignable_v<T&, Source&&>) target = std::forward<Source>(source);
   else target = T(std::forward<Source>(source));   // e.g. a string from a string_view (explicit)
+}
+template <class T, class Source>
+[[gnu::always_inline]] inline void assign(T& target, Source&& source) {
+  assign_text<true>(target, std::forward<Source>(source));
+}
+// For a target that no one may refer to any more, so that no valid source
+// text lies inside it: node_map's kept elements (erase and clear invalidate
+// every reference into them, as std's do). Two instructions less a string.
+template <class T, class Source>
+[[gnu::always_inline]] inline void assign_unaliased(T& target, Source&& source) {
+  assign_text<false>(target, std::forward<Source>(source));
 }
 
 // A kept object made empty for operator[]: emptied in place where it can be

@@ -324,4 +324,27 @@ TEST_CASE("node_map: values that cannot be assigned (atomics, const members) wor
   CHECK(constants.at(2).value == 6);
 }
 
+// What node_map assigns into a kept string with (recycle::assign_unaliased,
+// no check for text inside the target): every length the fast path copies in
+// its own way, shorter, equal and longer than before, and past the capacity.
+TEST_CASE("recycle::assign_unaliased: a kept string takes any text, keeping its capacity when it fits") {
+  pmr_test::recording_resource recorder;
+  std::pmr::string kept(std::string(64, 'x'), &recorder);
+  const char* storage = kept.data();
+  const std::size_t capacity = kept.capacity();
+  std::string source;
+  for (std::size_t n : {64, 40, 17, 16, 15, 9, 8, 7, 4, 3, 1, 0, 33, 64}) {
+    source.assign(n, 'a');
+    for (std::size_t i = 0; i < n; ++i) source[i] = static_cast<char>('a' + i % 26);
+    pcm::recycle::assign_unaliased(kept, std::string_view(source));
+    CHECK(std::string_view(kept) == source);
+    CHECK(kept.data() == storage);
+    CHECK(kept.capacity() == capacity);
+  }
+  source.assign(capacity + 1, 'z');
+  pcm::recycle::assign_unaliased(kept, std::string_view(source));
+  CHECK(std::string_view(kept) == source);
+  CHECK(kept.get_allocator().resource() == &recorder);
+}
+
 }  // TEST_SUITE
