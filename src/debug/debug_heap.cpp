@@ -217,6 +217,9 @@ struct alignas(64) quarantine_shard {
   mutex lock;
   quarantine_entry* ring = nullptr;   // reserved at first use
   std::size_t head = 0, tail = 0;     // oldest, next free (counters; index = counter % ring_entries)
+  // Blocks taken off the ring (under the lock) and not yet released (after
+  // it): an arena going away waits for them (release_quarantined).
+  std::atomic<unsigned> releasing{0};
   quarantine_entry& at(std::size_t counter) { return ring[counter & (ring_entries - 1)]; }
 };
 quarantine_shard quarantine[quarantine_shards];
@@ -325,11 +328,13 @@ void quarantine_push(block_record* r) {
       }
       if (r && k == 0 && !q.ring) { evicted[count++] = r; r = nullptr; }   // no ring at all: release at once
       if (r && exiting.load(std::memory_order_acquire)) r = nullptr;       // ring full at exit: kept, never released
+      if (count) q.releasing.fetch_add(count, std::memory_order_relaxed);
     }
     for (unsigned i = 0; i < count; ++i) {
       verify_freed(*evicted[i], "the block was written after it was freed (found when it left quarantine)", false);
       release_block(evicted[i]);
     }
+    if (count) q.releasing.fetch_sub(count, std::memory_order_release);
     if (r || count == batch) continue;   // r still to park (its ring was full), or more to evict here
     if (!over_budget() || exiting.load(std::memory_order_acquire)) return;
     ++k;   // this shard is empty: the older blocks wait in another
@@ -1033,6 +1038,12 @@ void free_arena_blocks(arena_core& a) noexcept {
   });
 }
 
-void release_quarantined(arena_core& a) noexcept { release_quarantined_of(a); }
+void release_quarantined(arena_core& a) noexcept {
+  release_quarantined_of(a);
+  // Another thread may have taken some of a's blocks off a ring just before,
+  // and be releasing them into a now: a must outlive that.
+  for (quarantine_shard& q : quarantine)
+    while (q.releasing.load(std::memory_order_acquire) != 0) os::yield_cpu();
+}
 
 }  // namespace pcm::debug
