@@ -9,23 +9,30 @@ import os
 import re
 import sys
 
-# arenas/, bottom-up (arenas/README.md). A file may include files of its own
-# layer and of layers below. A .cpp belongs to its header's layer. Every file
-# of arenas/ must be listed: a new file needs a place in the order.
-LAYERS = [
-    ['platform/platform.hpp', 'platform/platform_linux.cpp'],
-    ['size_class.hpp', 'lock.hpp', 'report.hpp', 'report.cpp', 'options.hpp', 'options.cpp', 'sanitizer.hpp'],
-    ['base.hpp', 'base.cpp', 'page_map.hpp', 'page_map.cpp', 'slab.hpp', 'free_object.hpp', 'free_object.cpp'],
-    ['page_runs.hpp', 'page_runs.cpp'],
-    ['arena.hpp', 'arena.cpp'],
-    ['cache.hpp'],
-    ['rseq.hpp'],
-    ['heap.hpp', 'heap.cpp', 'hardened.hpp', 'hardened.cpp'],
-    # Built on the heap's entry points (both include heap.hpp); not yet in
-    # arenas/README.md's table.
-    ['explicit_arena.hpp', 'explicit_arena.cpp', 'stats.hpp', 'stats.cpp'],
-]
-LAYER_OF = {name: level for level, names in enumerate(LAYERS) for name in names}
+# arenas/, bottom-up: read from the table in arenas/README.md, the one place
+# the order is written (rows "| N name | `file`, `a.hpp/.cpp` | owns |"). A
+# file may include files of its own layer and of layers below. Every file of
+# arenas/ must be listed there: a new file needs a place in the order.
+def read_layers(root):
+    layers = []
+    with open(os.path.join(root, 'arenas', 'README.md'), encoding='utf-8') as readme:
+        for line in readme:
+            cells = [cell.strip() for cell in line.strip().strip('|').split('|')]
+            if len(cells) < 2 or not re.match(r'^\d+ ', cells[0]):
+                continue
+            names = []
+            for token in re.findall(r'`([^`]+)`', cells[1]):
+                if '/.' in token:   # a.hpp/.cpp: both
+                    first, second = token.split('/.')
+                    names += [first, first.rsplit('.', 1)[0] + '.' + second]
+                else:
+                    names.append(token)
+            layers.append(names)
+    return layers
+
+
+LAYERS = []
+LAYER_OF = {}
 
 SOURCE_SUFFIXES = ('.hpp', '.cpp', '.h', '.c', '.cc', '.hh', '.inc')
 OS_CALL = re.compile(r'\b(mmap|mmap64|munmap|madvise|mprotect|mremap|syscall)\s*\(')
@@ -58,12 +65,17 @@ def resolve(root, including_file, target):
 
 
 def check(root):
+    LAYERS[:] = read_layers(root)
+    LAYER_OF.clear()
+    LAYER_OF.update({name: level for level, names in enumerate(LAYERS) for name in names})
+    if not LAYERS:
+        return ['arenas/README.md: no layer table found']
     problems = []
     arenas = os.path.join(root, 'arenas')
     for relative, path in sources(root, 'arenas'):
         name = os.path.relpath(path, arenas)
         if name not in LAYER_OF:
-            problems.append(f'{relative}: not in the layer list of tests/core/layering_test.py; give it a layer')
+            problems.append(f'{relative}: not in the layer table of arenas/README.md; give it a layer there')
             continue
         with open(path, encoding='utf-8') as f:
             text = f.read()
