@@ -422,6 +422,7 @@ void ensure_initialised() noexcept {
 }
 
 cache_mode current_cache_mode() noexcept { ensure_initialised(); return mode; }
+unsigned arena_count() noexcept { ensure_initialised(); return arenas::count(); }
 const char* cache_mode_name() noexcept {
   if (current_cache_mode() == cache_mode::per_cpu) return "per-cpu (rseq)";
   return config.hardened ? "per-thread (hardened)" : "per-thread";

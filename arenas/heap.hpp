@@ -174,6 +174,7 @@ cache_mode current_cache_mode() noexcept;
 const char* cache_mode_name() noexcept;
 void ensure_initialised() noexcept;
 unsigned current_cpu() noexcept;      // from the rseq area when registered, else getcpu()
+unsigned arena_count() noexcept;      // arenas in the global heap's table
 void flush_thread_cache() noexcept;   // give this thread's (or CPU's) cached objects back
 void purge_all() noexcept;            // flush caches and return every dirty page now
 // fork(): the layers above the core (explicit arenas, the debug heap) hand their

@@ -1,9 +1,9 @@
 // The prefixed C API: pcm_malloc and family, and the introspection calls.
 #include "pcmalloc/pcmalloc.h"
 
-#include "arena.hpp"
 #include "entry_points.hpp"
 #include "profile/sampler.hpp"
+#include "report.hpp"
 
 #include <cerrno>
 
@@ -28,7 +28,8 @@ int pcm_owns(const void* p) { return c_owns(p) ? 1 : 0; }
 const char* pcm_cache_mode(void) { return pcm::cache_mode_name(); }
 void pcm_thread_flush(void) { pcm::flush_thread_cache(); }
 void pcm_purge(void) { pcm::purge_all(); }
-unsigned pcm_arena_count(void) { pcm::ensure_initialised(); return pcm::arenas::count(); }
+void pcm_misuse(const char* message) { pcm::fatal("%s", message); }
+unsigned pcm_arena_count(void) { return pcm::arena_count(); }
 unsigned pcm_cpu_count(void) { return pcm::os::cpu_count(); }
 unsigned pcm_current_cpu(void) { return pcm::current_cpu(); }
 int pcm_profile_dump(const char* prefix) {

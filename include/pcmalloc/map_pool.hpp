@@ -354,8 +354,9 @@ class map_pool final : detail::thread_slot_owner {
     // idle map goes.
     for (unsigned t = 0; t < detail::thread_slots::max_threads; ++t) drop_slot(t);
     if (std::size_t n = statistics().outstanding) {
-      std::fprintf(stderr, "pcmalloc: error: map_pool destroyed with %zu maps still acquired\n", n);
-      std::abort();
+      char message[80];
+      std::snprintf(message, sizeof message, "map_pool destroyed with %zu maps still acquired", n);
+      pcm_misuse(message);
     }
   }
   map_pool(const map_pool&) = delete;

@@ -40,6 +40,9 @@ PCM_API int pcm_owns(const void* p);             /* 1 if p is the start of a blo
 PCM_API const char* pcm_cache_mode(void);        /* "per-cpu (rseq)" or "per-thread" */
 PCM_API void pcm_thread_flush(void);             /* give back this thread's / CPU's cached objects */
 PCM_API void pcm_purge(void);                    /* flush, then return all free pages to the OS now */
+/* A misuse found by code in pcmalloc's headers (map_pool): one line on stderr,
+ * "pcmalloc: error: " and `message`, then abort, as invalid pointers do. */
+PCM_API void pcm_misuse(const char* message) __attribute__((noreturn));
 /* Heap profiling (PCMALLOC_CONF=profile:true): writes PREFIX.heap.pb.gz,
    .peak.pb.gz, .alloc.pb.gz (pprof), PREFIX.heap and .peak.heap (google-pprof's
    legacy text), PREFIX.*.folded (flame graph input) and PREFIX.txt (top sites).

@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <csignal>
 #include <condition_variable>
 #include <cstdint>
 #include <deque>
@@ -726,6 +727,20 @@ TEST_CASE("map_pool: under threads passing handles around, no map is held twice 
     CHECK(counted_map::alive == int(s.idle));          // and nothing else is alive
   }
   CHECK(counted_map::alive == 0);
+}
+
+TEST_CASE("map_pool: destroyed while a map is still acquired, it says so in one line and aborts") {
+  pmr_test::child_result child = pmr_test::run_in_child([] {
+    auto* pool = new pcm::map_pool<number_map>();
+    auto* held = new pcm::map_pool<number_map>::handle(pool->acquire());   // never given back
+    (void)held;
+    delete pool;
+  });
+  CAPTURE(child.error_text);
+  CHECK(child.signalled);
+  CHECK(child.signal == SIGABRT);
+  if (pmr_test::debug_library()) return;   // (the debug library reports on the stderr it found at start-up)
+  CHECK(child.error_text == "pcmalloc: error: map_pool destroyed with 1 maps still acquired\n");
 }
 
 }  // TEST_SUITE
