@@ -49,7 +49,8 @@ cache_set*& thread_slot() noexcept { return config.hardened ? hardened_cache : t
 bool explicit_block(page_entry e) noexcept {
   unsigned cls = e.size_class();
   if (cls & page_entry::explicit_flag) return true;
-  return cls != 0 && e.owner()->owner && e.owner()->owner->is_explicit;
+  if (cls == 0 || detail::is_guarded(e)) return false;   // a guarded page's owner is null
+  return e.owner()->owner && e.owner()->owner->is_explicit;
 }
 bool hardened_block(const void* p) noexcept { return config.hardened && !explicit_block(page_map::lookup(p)); }
 
