@@ -503,12 +503,14 @@ void* reallocate(void* p, std::size_t size) noexcept {
   return q;
 }
 
-std::size_t usable_size(const void* p) noexcept {
+std::size_t usable_size(const void* p) noexcept { return detail::usable_size_for(p, "malloc_usable_size"); }
+
+std::size_t detail::usable_size_for(const void* p, const char* operation) noexcept {
   if (!p) return 0;
   page_entry e = page_map::lookup(p);
-  if (detail::is_guarded(e)) [[unlikely]] return detail::guarded->usable_size(p, "malloc_usable_size");
+  if (detail::is_guarded(e)) [[unlikely]] return detail::guarded->usable_size(p, operation);
   if (hardened_block(p)) [[unlikely]] return hardened::usable_size(p);
-  slab* s = detail::checked_block("malloc_usable_size", p, e);
+  slab* s = detail::checked_block(operation, p, e);
   unsigned cls = e.size_class() & ~page_entry::explicit_flag;
   if (is_small_class(cls)) return size_classes[cls].size;
   return cls == page_entry::huge_class ? huge_usable_size(s) : s->bytes;

@@ -158,6 +158,11 @@ void* allocate_zeroed(std::size_t count, std::size_t size) noexcept;
 void* allocate_aligned(std::size_t alignment, std::size_t size) noexcept;
 void* reallocate(void* p, std::size_t size) noexcept;
 std::size_t usable_size(const void* p) noexcept;   // 0 for nullptr
+namespace detail {
+// usable_size, a pointer that is not a live block's start reported as `operation`'s
+// (a realloc that checks its pointer before it takes a sampled block).
+std::size_t usable_size_for(const void* p, const char* operation) noexcept;
+}  // namespace detail
 bool owns(const void* p) noexcept;                  // p is the start of a live-looking block of ours
 // The start of the block of ours that contains p (small blocks: any byte; large
 // and huge blocks: their first page), or nullptr.
