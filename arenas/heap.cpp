@@ -354,7 +354,7 @@ void free_block(void* p, page_entry e) noexcept {
 
 void deallocate_slow(void* p, page_entry e) noexcept {
   if (!p) return;
-  if (is_guarded(e)) [[unlikely]] return guarded->free(p, 0, "free");
+  if (is_guarded(e)) [[unlikely]] return guarded->free(p, 0, false, "free");
   if (config.hardened && !explicit_block(e)) [[unlikely]] return hardened::deallocate(p, 0, false);
   slab* s = checked_block("free", p, e);
   unsigned cls = e.size_class();
@@ -370,8 +370,9 @@ void wrong_size(const void* p, std::size_t size, std::size_t block) noexcept {
 
 void deallocate_sized_slow(void* p, std::size_t size, bool exact, page_entry e) noexcept {
   if (!p) return;
-  // A guarded block's size is exactly what was asked (exact or not): any size up to it fits.
-  if (is_guarded(e)) [[unlikely]] return guarded->free(p, size, "free");
+  // A guarded block's size is exactly what was asked: src/guard checks the size
+  // by the same rules (exact: equal; else: at most the block) and reports with its stacks.
+  if (is_guarded(e)) [[unlikely]] return guarded->free(p, size, exact, "free");
   if (config.hardened && !explicit_block(e)) [[unlikely]] return hardened::deallocate(p, size, exact);
   unsigned cls = e.size_class() & ~page_entry::explicit_flag;
   if (cls != 0 && owns(p)) {
@@ -472,7 +473,7 @@ void* reallocate(void* p, std::size_t size) noexcept {
     void* q = allocate(size);
     if (!q) return nullptr;
     std::memcpy(q, p, size < old_usable ? size : old_usable);
-    detail::guarded->free(p, 0, "realloc");
+    detail::guarded->free(p, 0, false, "realloc");
     return q;
   }
   if (hardened_block(p)) [[unlikely]] return hardened::reallocate(p, size);

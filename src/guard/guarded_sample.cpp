@@ -111,20 +111,40 @@ void push_free(std::uint32_t index) noexcept {
   ++free_slots;
 }
 
-void release(void* p, std::size_t size, const char* operation) noexcept {
+// A sized free or delete whose size does not fit the live block at `s`: reported
+// with the block's allocation stack, and the process stops (the block stays live).
+[[noreturn]] void wrong_size(const slot& s, std::size_t size, bool exact) noexcept {
+  debug::block_record r = record_of(s);
+  char what[192];
+  std::snprintf(what, sizeof what, "%s of %zu bytes on a guarded block of %zu bytes",
+                exact ? "sized delete" : "sized free", size, s.size);
+  debug::report({debug::error_kind::sized_delete_mismatch, what, s.user, &r});
+  os::abort_process();
+}
+
+void release(void* p, std::size_t size, bool exact, const char* operation) noexcept {
   auto a = reinterpret_cast<std::uintptr_t>(p);
   std::uint32_t index = slot_index(a);
   slot& s = slots[index];
-  bool claimed;
+  // The free's stack and thread, taken before the lock and written with the
+  // state change: whoever sees `freed` (a second free, the fault handler) sees them.
+  std::uint32_t free_stack = debug::save_here();
+  std::int32_t free_thread = debug::current_thread();
+  bool claimed, fits = false;
   {
     lock_guard guard(lock);
     claimed = state_of(s) == slot_state::live && s.user == a;
-    if (claimed) publish_state(s, slot_state::freed);   // a second free is reported
+    // operator delete(p, n) of a plain new: n is the size asked for; a sized
+    // free (free_sized, sized delete of an aligned or array new): at most the block.
+    if (claimed) fits = exact ? size == s.size : size <= slot_end(index) - a;
+    if (claimed && fits) {
+      s.free_stack = free_stack;
+      s.free_thread = free_thread;
+      publish_state(s, slot_state::freed);   // a second free is reported
+    }
   }
   if (!claimed) bad_pointer(operation, p);
-  if (size > slot_end(index) - a) detail::wrong_size(p, size, slot_end(index) - a);
-  s.free_stack = debug::save_here();
-  s.free_thread = debug::current_thread();
+  if (!fits) wrong_size(s, size, exact);
   // Inaccessible first (a use after free faults from now on), then the pages
   // go back to the kernel: the slot costs no memory while it waits, and its
   // next block reads zeros.
