@@ -57,7 +57,8 @@ bool in_region(std::uintptr_t a) noexcept {
   return region && a >= begin && a < begin + region_bytes;
 }
 // The slot whose data pages or trailing guard page hold `a` (the leading
-// guard page: slot 0). REQUIRES: in_region(a).
+// guard page: slot 0). REQUIRES: in_region(a). (A fault in a guard page may
+// belong to the slot after it: describe_fault looks at both.)
 std::uint32_t slot_index(std::uintptr_t a) noexcept {
   auto first = reinterpret_cast<std::uintptr_t>(slot_data(0));
   return a < first ? 0 : std::uint32_t((a - first) / slot_bytes);
@@ -270,6 +271,15 @@ void* allocate(std::size_t size, std::size_t alignment) noexcept {
 bool describe_fault(std::uintptr_t address, fault_site& out) noexcept {
   if (!in_region(address)) return false;
   std::uint32_t index = slot_index(address);
+  // A guard page lies between a block's end (slot `index`: an overflow) and the
+  // next slot's pages (an underflow of a block that starts on its slot's first
+  // data page): the nearer block is blamed, as GWP-ASan does.
+  if (address >= slot_end(index) && index + 1 < slot_count) {
+    const slot& below = slots[index], &above = slots[index + 1];
+    bool has_below = state_of(below) != slot_state::unused, has_above = state_of(above) != slot_state::unused;
+    std::uintptr_t below_end = below.user + below.size;
+    if (has_above && (!has_below || above.user - address < address - below_end)) ++index;
+  }
   const slot& s = slots[index];
   slot_state state = state_of(s);
   out.has_block = state != slot_state::unused;
