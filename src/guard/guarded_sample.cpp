@@ -202,8 +202,12 @@ __attribute__((constructor)) void start_guarded_sampling() {
   region = static_cast<char*>(os::reserve_sparse(region_bytes));
   std::size_t table_bytes = os::round_to_pages(slot_count * (sizeof(slot) + sizeof(std::uint32_t)));
   void* table = os::map(table_bytes);
-  if (!region || !table || !os::protect_none(region, region_bytes) ||
-      !page_map::set(region, region_bytes / os::page_size, page_entry::make(nullptr, page_entry::guarded_class, 0), true)) {
+  bool entered = region && table && os::protect_none(region, region_bytes) &&
+                 page_map::set(region, region_bytes / os::page_size, page_entry::make(nullptr, page_entry::guarded_class, 0), true);
+  if (!entered) {
+    // A set that failed midway leaves some pages marked guarded, with no hooks:
+    // unmarked before the region goes back (a later mapping may take its addresses).
+    if (region) page_map::clear(region, region_bytes / os::page_size);
     if (region) os::release_sparse(region, region_bytes);
     if (table) os::unmap(table, table_bytes);
     region = nullptr;
