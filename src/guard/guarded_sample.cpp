@@ -71,6 +71,20 @@ double uniform() noexcept {   // in (0, 1]
   return double((x * 0x2545F4914F6CDD1Dull) >> 11) * 0x1.0p-53 + 0x1.0p-54;
 }
 
+std::uint64_t seed_word() noexcept {   // xorshift's state must not be 0
+  std::uint64_t seed = os::random_word() ^ reinterpret_cast<std::uintptr_t>(&self);
+  return seed ? seed : 1;
+}
+
+// Allocations until the next guarded one, k >= 1, geometric with mean `rate`
+// (each allocation guarded with probability 1/rate): the countdown runs out
+// at the k-th allocation from now.
+void draw_countdown() noexcept {
+  double k = 1;
+  if (rate > 1) k = std::floor(std::log(uniform()) / std::log1p(-1.0 / rate)) + 1;
+  sampling::countdown.allocations_until_guard = k >= 0x1.0p62 ? sampling::never : std::int64_t(k) - 1;
+}
+
 debug::block_record record_of(const slot& s) noexcept {
   debug::block_record r{};
   r.user = s.user;
@@ -189,6 +203,12 @@ void fork_parent() {
 }
 void fork_child() {
   lock.reset_after_fork();
+  // The forking thread's random state is the parent's: redrawn, or parent and
+  // child would guard the same allocations from here on.
+  if (self.started) {
+    self.random = seed_word();
+    draw_countdown();
+  }
   debug::reports_fork_child();
   debug::symbolize_after_fork_child();
 }
@@ -230,15 +250,9 @@ bool take_turn() noexcept {
   bool first = !self.started;
   if (first) {
     self.started = true;
-    std::uint64_t seed = os::random_word() ^ reinterpret_cast<std::uintptr_t>(&self);
-    self.random = seed ? seed : 1;
+    self.random = seed_word();
   }
-  // Allocations until the next guarded one, k >= 1, geometric with mean
-  // `rate` (each allocation guarded with probability 1/rate): the countdown
-  // runs out at the k-th allocation from now.
-  double k = 1;
-  if (rate > 1) k = std::floor(std::log(uniform()) / std::log1p(-1.0 / rate)) + 1;
-  sampling::countdown.allocations_until_guard = k >= 0x1.0p62 ? sampling::never : std::int64_t(k) - 1;
+  draw_countdown();
   return !first;
 }
 
