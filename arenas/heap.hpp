@@ -77,7 +77,7 @@ extern void (*sampled_free_hook)(void* p, std::uint32_t sample) PCM_HIDDEN;
 // reports and stops on a pointer that is not a live guarded block's start,
 // except owns and block_start, which answer.
 struct guarded_hooks {
-  // size 0 and !exact: not given; exact: operator delete(p, n) of a plain operator new.
+  // size 0 and !exact: not given; exact: sized delete of a plain operator new or new[].
   void (*free)(void* p, std::size_t size, bool exact, const char* operation);
   std::size_t (*usable_size)(const void* p, const char* operation);
   bool (*owns)(const void* p);

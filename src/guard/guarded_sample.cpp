@@ -149,8 +149,8 @@ void release(void* p, std::size_t size, bool exact, const char* operation) noexc
   {
     lock_guard guard(lock);
     claimed = state_of(s) == slot_state::live && s.user == a;
-    // operator delete(p, n) of a plain new: n is the size asked for; a sized
-    // free (free_sized, sized delete of an aligned or array new): at most the block.
+    // operator delete(p, n) or delete[](p, n) of a plain new: n is the size
+    // asked for; a sized free or an aligned new's sized delete: at most the block.
     if (claimed) fits = exact ? size == s.size : size <= slot_end(index) - a;
     if (claimed && fits) {
       s.free_stack = free_stack;
