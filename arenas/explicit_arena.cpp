@@ -150,7 +150,7 @@ bool owns(const arena_core& a, const void* p) noexcept {
 
 arena_core* owner_of(const void* block) noexcept {
   page_entry e = page_map::lookup(block);
-  if (e.size_class() == 0) return nullptr;
+  if (e.size_class() == 0 || detail::is_guarded(e)) return nullptr;   // a guarded page's owner is null
   arena_core* a = e.owner()->owner;
   return a && a->is_explicit ? a : nullptr;
 }

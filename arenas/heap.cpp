@@ -49,7 +49,8 @@ cache_set*& thread_slot() noexcept { return config.hardened ? hardened_cache : t
 bool explicit_block(page_entry e) noexcept {
   unsigned cls = e.size_class();
   if (cls & page_entry::explicit_flag) return true;
-  return cls != 0 && e.owner()->owner && e.owner()->owner->is_explicit;
+  if (cls == 0 || detail::is_guarded(e)) return false;   // a guarded page's owner is null
+  return e.owner()->owner && e.owner()->owner->is_explicit;
 }
 bool hardened_block(const void* p) noexcept { return config.hardened && !explicit_block(page_map::lookup(p)); }
 
@@ -353,7 +354,7 @@ void free_block(void* p, page_entry e) noexcept {
 
 void deallocate_slow(void* p, page_entry e) noexcept {
   if (!p) return;
-  if (is_guarded(e)) [[unlikely]] return guarded->free(p, 0, "free");
+  if (is_guarded(e)) [[unlikely]] return guarded->free(p, 0, false, "free");
   if (config.hardened && !explicit_block(e)) [[unlikely]] return hardened::deallocate(p, 0, false);
   slab* s = checked_block("free", p, e);
   unsigned cls = e.size_class();
@@ -369,8 +370,9 @@ void wrong_size(const void* p, std::size_t size, std::size_t block) noexcept {
 
 void deallocate_sized_slow(void* p, std::size_t size, bool exact, page_entry e) noexcept {
   if (!p) return;
-  // A guarded block's size is exactly what was asked (exact or not): any size up to it fits.
-  if (is_guarded(e)) [[unlikely]] return guarded->free(p, size, "free");
+  // A guarded block's size is exactly what was asked: src/guard checks the size
+  // by the same rules (exact: equal; else: at most the block) and reports with its stacks.
+  if (is_guarded(e)) [[unlikely]] return guarded->free(p, size, exact, "free");
   if (config.hardened && !explicit_block(e)) [[unlikely]] return hardened::deallocate(p, size, exact);
   unsigned cls = e.size_class() & ~page_entry::explicit_flag;
   if (cls != 0 && owns(p)) {
@@ -472,7 +474,7 @@ void* reallocate(void* p, std::size_t size) noexcept {
     void* q = allocate(size);
     if (!q) return nullptr;
     std::memcpy(q, p, size < old_usable ? size : old_usable);
-    detail::guarded->free(p, 0, "realloc");
+    detail::guarded->free(p, 0, false, "realloc");
     return q;
   }
   if (hardened_block(p)) [[unlikely]] return hardened::reallocate(p, size);
@@ -503,12 +505,14 @@ void* reallocate(void* p, std::size_t size) noexcept {
   return q;
 }
 
-std::size_t usable_size(const void* p) noexcept {
+std::size_t usable_size(const void* p) noexcept { return detail::usable_size_for(p, "malloc_usable_size"); }
+
+std::size_t detail::usable_size_for(const void* p, const char* operation) noexcept {
   if (!p) return 0;
   page_entry e = page_map::lookup(p);
-  if (detail::is_guarded(e)) [[unlikely]] return detail::guarded->usable_size(p, "malloc_usable_size");
+  if (detail::is_guarded(e)) [[unlikely]] return detail::guarded->usable_size(p, operation);
   if (hardened_block(p)) [[unlikely]] return hardened::usable_size(p);
-  slab* s = detail::checked_block("malloc_usable_size", p, e);
+  slab* s = detail::checked_block(operation, p, e);
   unsigned cls = e.size_class() & ~page_entry::explicit_flag;
   if (is_small_class(cls)) return size_classes[cls].size;
   return cls == page_entry::huge_class ? huge_usable_size(s) : s->bytes;

@@ -77,7 +77,8 @@ extern void (*sampled_free_hook)(void* p, std::uint32_t sample) PCM_HIDDEN;
 // reports and stops on a pointer that is not a live guarded block's start,
 // except owns and block_start, which answer.
 struct guarded_hooks {
-  void (*free)(void* p, std::size_t size, const char* operation);   // size 0: not given
+  // size 0 and !exact: not given; exact: sized delete of a plain operator new or new[].
+  void (*free)(void* p, std::size_t size, bool exact, const char* operation);
   std::size_t (*usable_size)(const void* p, const char* operation);
   bool (*owns)(const void* p);
   void* (*block_start)(const void* p);
@@ -158,6 +159,11 @@ void* allocate_zeroed(std::size_t count, std::size_t size) noexcept;
 void* allocate_aligned(std::size_t alignment, std::size_t size) noexcept;
 void* reallocate(void* p, std::size_t size) noexcept;
 std::size_t usable_size(const void* p) noexcept;   // 0 for nullptr
+namespace detail {
+// usable_size, a pointer that is not a live block's start reported as `operation`'s
+// (a realloc that checks its pointer before it takes a sampled block).
+std::size_t usable_size_for(const void* p, const char* operation) noexcept;
+}  // namespace detail
 bool owns(const void* p) noexcept;                  // p is the start of a live-looking block of ours
 // The start of the block of ours that contains p (small blocks: any byte; large
 // and huge blocks: their first page), or nullptr.

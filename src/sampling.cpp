@@ -61,8 +61,9 @@ namespace {
     case turn::profile: return profile::reallocate(p, size);
     case turn::guard:
       if (!p || size == 0) break;
-      if (void* q = guard::allocate(size, 16)) {
-        std::size_t old_size = pcm::usable_size(p);   // reports a pointer that is not a live block's
+      // p checked before a slot is taken: a freed or foreign pointer is reported
+      // as a realloc's (a freed guarded block: realloc-of-freed, with its stacks).
+      if (std::size_t old_size = detail::usable_size_for(p, "realloc"); void* q = guard::allocate(size, 16)) {
         std::memcpy(q, p, old_size < size ? old_size : size);
         pcm::deallocate(p);
         return q;

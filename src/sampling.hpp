@@ -30,7 +30,11 @@ inline constexpr std::int64_t never = std::int64_t(1) << 62;
 // True when an allocation of n bytes is to be sampled one way or the other.
 // (The profiler's allocation is not charged to the guard's countdown.)
 [[gnu::always_inline]] inline bool due(std::size_t n) noexcept {
-  if ((countdown.bytes_until_profile -= static_cast<std::int64_t>(n)) < 0) return true;
+  // Charged at most `never`: the countdown stays within [-never, never], so a
+  // request near SIZE_MAX (which fails anyway) cannot overflow it. One compare
+  // and a conditional move, off malloc's own hit path.
+  std::int64_t charge = n > std::size_t(never) ? never : static_cast<std::int64_t>(n);
+  if ((countdown.bytes_until_profile -= charge) < 0) return true;
   return --countdown.allocations_until_guard < 0;
 }
 

@@ -1,8 +1,12 @@
 // A fault on a guarded sample's pages: reported in the debug library's format
 // (src/report), then the process dies of the SIGSEGV it would have died of.
-// Faults elsewhere go to the handler that was there before ours, or to the
-// default action. Installed only while guarded sampling is on.
+// Faults elsewhere, and SIGSEGVs sent by kill/raise/sigqueue, go to the handler
+// that was there before ours, or to the default action. Installed only while
+// guarded sampling is on.
+#include <pthread.h>
+
 #include <csignal>
+#include <cstdint>
 #include <cstdio>
 #include <ucontext.h>
 
@@ -14,19 +18,50 @@ namespace {
 
 struct sigaction previous_segv;
 
-// Not ours: the previous handler has it; the default action (or an ignored
-// SIGSEGV, which cannot be ignored for a real fault) comes back and the access
-// runs again into it.
-void pass_on(int signal, siginfo_t* info, void* context) {
-  if (previous_segv.sa_flags & SA_SIGINFO) {
-    if (previous_segv.sa_sigaction) return previous_segv.sa_sigaction(signal, info, context);
-  } else if (previous_segv.sa_handler != SIG_DFL && previous_segv.sa_handler != SIG_IGN) {
-    return previous_segv.sa_handler(signal);
-  }
+// The default action back, and the signal sent again: it stays blocked while
+// this handler runs and is delivered as it returns, so the process dies of
+// SIGSEGV whatever became of the page meanwhile (another thread may have made
+// it accessible again by reusing the slot).
+void die_by(int signal) {
   struct sigaction fallback {};
   fallback.sa_handler = SIG_DFL;
   sigemptyset(&fallback.sa_mask);
   sigaction(signal, &fallback, nullptr);
+  raise(signal);
+}
+
+// Not ours: the handler that was there before ours has it, as the kernel would
+// have run it (its mask blocked, its signal too unless SA_NODEFER; reset first
+// under SA_RESETHAND). With no handler, a SIGSEGV that was sent (si_code <= 0:
+// kill, raise, sigqueue) and was ignored stays ignored; any other ends the
+// process by the default action (a real fault cannot be ignored).
+void pass_on(int signal, siginfo_t* info, void* context) {
+  const struct sigaction& previous = previous_segv;
+  bool with_info = previous.sa_flags & SA_SIGINFO;
+  // SIG_DFL and SIG_IGN are values, not functions, in either member.
+  auto value = with_info ? reinterpret_cast<std::uintptr_t>(previous.sa_sigaction)
+                         : reinterpret_cast<std::uintptr_t>(previous.sa_handler);
+  bool ignored = value == reinterpret_cast<std::uintptr_t>(SIG_IGN);
+  if (ignored && info->si_code <= 0) return;
+  if (ignored || value == reinterpret_cast<std::uintptr_t>(SIG_DFL)) return die_by(signal);
+  if (previous.sa_flags & SA_RESETHAND) {
+    struct sigaction fallback {};
+    fallback.sa_handler = SIG_DFL;
+    sigemptyset(&fallback.sa_mask);
+    sigaction(signal, &fallback, nullptr);
+  }
+  sigset_t mask = previous.sa_mask, saved;
+  if (!(previous.sa_flags & SA_NODEFER)) sigaddset(&mask, signal);
+  pthread_sigmask(SIG_BLOCK, &mask, &saved);
+  if (previous.sa_flags & SA_NODEFER) {
+    sigset_t own;
+    sigemptyset(&own);
+    sigaddset(&own, signal);
+    pthread_sigmask(SIG_UNBLOCK, &own, nullptr);
+  }
+  if (with_info) previous.sa_sigaction(signal, info, context);
+  else previous.sa_handler(signal);
+  pthread_sigmask(SIG_SETMASK, &saved, nullptr);
 }
 
 const char* description(debug::error_kind kind) {
@@ -41,7 +76,8 @@ const char* description(debug::error_kind kind) {
 void on_fault(int signal, siginfo_t* info, void* context) {
   fault_site site{};
   auto address = reinterpret_cast<std::uintptr_t>(info->si_addr);
-  if (!describe_fault(address, site)) return pass_on(signal, info, context);
+  // Only a fault (si_code > 0) has an address in si_addr; a sent SIGSEGV is never ours.
+  if (info->si_code <= 0 || !describe_fault(address, site)) return pass_on(signal, info, context);
   void* frames[64];
   unsigned depth = debug::capture_from_context(context, frames, 64);
   bool write = false;
@@ -52,12 +88,7 @@ void on_fault(int signal, siginfo_t* info, void* context) {
   std::snprintf(what, sizeof what, "%s %s", write ? "write" : "read", description(site.kind));
   debug::report({site.kind, what, address, site.has_block ? &site.block : nullptr, 0, frames, depth});
   os::write_error("pcmalloc: stopping: the access cannot be resumed\n", 49);
-  // The page stays inaccessible: returning runs the access again, into the
-  // default action, and the process ends as it would have without us.
-  struct sigaction fallback {};
-  fallback.sa_handler = SIG_DFL;
-  sigemptyset(&fallback.sa_mask);
-  sigaction(signal, &fallback, nullptr);
+  die_by(signal);
 }
 
 }  // namespace

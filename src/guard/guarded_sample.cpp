@@ -57,7 +57,8 @@ bool in_region(std::uintptr_t a) noexcept {
   return region && a >= begin && a < begin + region_bytes;
 }
 // The slot whose data pages or trailing guard page hold `a` (the leading
-// guard page: slot 0). REQUIRES: in_region(a).
+// guard page: slot 0). REQUIRES: in_region(a). (A fault in a guard page may
+// belong to the slot after it: describe_fault looks at both.)
 std::uint32_t slot_index(std::uintptr_t a) noexcept {
   auto first = reinterpret_cast<std::uintptr_t>(slot_data(0));
   return a < first ? 0 : std::uint32_t((a - first) / slot_bytes);
@@ -68,6 +69,20 @@ double uniform() noexcept {   // in (0, 1]
   x ^= x >> 12; x ^= x << 25; x ^= x >> 27;
   self.random = x;
   return double((x * 0x2545F4914F6CDD1Dull) >> 11) * 0x1.0p-53 + 0x1.0p-54;
+}
+
+std::uint64_t seed_word() noexcept {   // xorshift's state must not be 0
+  std::uint64_t seed = os::random_word() ^ reinterpret_cast<std::uintptr_t>(&self);
+  return seed ? seed : 1;
+}
+
+// Allocations until the next guarded one, k >= 1, geometric with mean `rate`
+// (each allocation guarded with probability 1/rate): the countdown runs out
+// at the k-th allocation from now.
+void draw_countdown() noexcept {
+  double k = 1;
+  if (rate > 1) k = std::floor(std::log(uniform()) / std::log1p(-1.0 / rate)) + 1;
+  sampling::countdown.allocations_until_guard = k >= 0x1.0p62 ? sampling::never : std::int64_t(k) - 1;
 }
 
 debug::block_record record_of(const slot& s) noexcept {
@@ -111,20 +126,40 @@ void push_free(std::uint32_t index) noexcept {
   ++free_slots;
 }
 
-void release(void* p, std::size_t size, const char* operation) noexcept {
+// A sized free or delete whose size does not fit the live block at `s`: reported
+// with the block's allocation stack, and the process stops (the block stays live).
+[[noreturn]] void wrong_size(const slot& s, std::size_t size, bool exact) noexcept {
+  debug::block_record r = record_of(s);
+  char what[192];
+  std::snprintf(what, sizeof what, "%s of %zu bytes on a guarded block of %zu bytes",
+                exact ? "sized delete" : "sized free", size, s.size);
+  debug::report({debug::error_kind::sized_delete_mismatch, what, s.user, &r});
+  os::abort_process();
+}
+
+void release(void* p, std::size_t size, bool exact, const char* operation) noexcept {
   auto a = reinterpret_cast<std::uintptr_t>(p);
   std::uint32_t index = slot_index(a);
   slot& s = slots[index];
-  bool claimed;
+  // The free's stack and thread, taken before the lock and written with the
+  // state change: whoever sees `freed` (a second free, the fault handler) sees them.
+  std::uint32_t free_stack = debug::save_here();
+  std::int32_t free_thread = debug::current_thread();
+  bool claimed, fits = false;
   {
     lock_guard guard(lock);
     claimed = state_of(s) == slot_state::live && s.user == a;
-    if (claimed) publish_state(s, slot_state::freed);   // a second free is reported
+    // operator delete(p, n) or delete[](p, n) of a plain new: n is the size
+    // asked for; a sized free or an aligned new's sized delete: at most the block.
+    if (claimed) fits = exact ? size == s.size : size <= slot_end(index) - a;
+    if (claimed && fits) {
+      s.free_stack = free_stack;
+      s.free_thread = free_thread;
+      publish_state(s, slot_state::freed);   // a second free is reported
+    }
   }
   if (!claimed) bad_pointer(operation, p);
-  if (size > slot_end(index) - a) detail::wrong_size(p, size, slot_end(index) - a);
-  s.free_stack = debug::save_here();
-  s.free_thread = debug::current_thread();
+  if (!fits) wrong_size(s, size, exact);
   // Inaccessible first (a use after free faults from now on), then the pages
   // go back to the kernel: the slot costs no memory while it waits, and its
   // next block reads zeros.
@@ -168,6 +203,12 @@ void fork_parent() {
 }
 void fork_child() {
   lock.reset_after_fork();
+  // The forking thread's random state is the parent's: redrawn, or parent and
+  // child would guard the same allocations from here on.
+  if (self.started) {
+    self.random = seed_word();
+    draw_countdown();
+  }
   debug::reports_fork_child();
   debug::symbolize_after_fork_child();
 }
@@ -181,8 +222,12 @@ __attribute__((constructor)) void start_guarded_sampling() {
   region = static_cast<char*>(os::reserve_sparse(region_bytes));
   std::size_t table_bytes = os::round_to_pages(slot_count * (sizeof(slot) + sizeof(std::uint32_t)));
   void* table = os::map(table_bytes);
-  if (!region || !table || !os::protect_none(region, region_bytes) ||
-      !page_map::set(region, region_bytes / os::page_size, page_entry::make(nullptr, page_entry::guarded_class, 0), true)) {
+  bool entered = region && table && os::protect_none(region, region_bytes) &&
+                 page_map::set(region, region_bytes / os::page_size, page_entry::make(nullptr, page_entry::guarded_class, 0), true);
+  if (!entered) {
+    // A set that failed midway leaves some pages marked guarded, with no hooks:
+    // unmarked before the region goes back (a later mapping may take its addresses).
+    if (region) page_map::clear(region, region_bytes / os::page_size);
     if (region) os::release_sparse(region, region_bytes);
     if (table) os::unmap(table, table_bytes);
     region = nullptr;
@@ -205,15 +250,9 @@ bool take_turn() noexcept {
   bool first = !self.started;
   if (first) {
     self.started = true;
-    std::uint64_t seed = os::random_word() ^ reinterpret_cast<std::uintptr_t>(&self);
-    self.random = seed ? seed : 1;
+    self.random = seed_word();
   }
-  // Allocations until the next guarded one, k >= 1, geometric with mean
-  // `rate` (each allocation guarded with probability 1/rate): the countdown
-  // runs out at the k-th allocation from now.
-  double k = 1;
-  if (rate > 1) k = std::floor(std::log(uniform()) / std::log1p(-1.0 / rate)) + 1;
-  sampling::countdown.allocations_until_guard = k >= 0x1.0p62 ? sampling::never : std::int64_t(k) - 1;
+  draw_countdown();
   return !first;
 }
 
@@ -250,6 +289,15 @@ void* allocate(std::size_t size, std::size_t alignment) noexcept {
 bool describe_fault(std::uintptr_t address, fault_site& out) noexcept {
   if (!in_region(address)) return false;
   std::uint32_t index = slot_index(address);
+  // A guard page lies between a block's end (slot `index`: an overflow) and the
+  // next slot's pages (an underflow of a block that starts on its slot's first
+  // data page): the nearer block is blamed, as GWP-ASan does.
+  if (address >= slot_end(index) && index + 1 < slot_count) {
+    const slot& below = slots[index], &above = slots[index + 1];
+    bool has_below = state_of(below) != slot_state::unused, has_above = state_of(above) != slot_state::unused;
+    std::uintptr_t below_end = below.user + below.size;
+    if (has_above && (!has_below || above.user - address < address - below_end)) ++index;
+  }
   const slot& s = slots[index];
   slot_state state = state_of(s);
   out.has_block = state != slot_state::unused;

@@ -312,10 +312,11 @@ void* reallocate(void* p, std::size_t size) noexcept {
     void* q = sampled_block(size, 16, false, &recorded, p);
     return recorded ? q : pcm::reallocate(p, size);
   }
+  // p checked before a sample is taken: a freed or foreign pointer is reported as a realloc's.
+  std::size_t old_size = pcm::detail::usable_size_for(p, "realloc");
   void* q = sampled_block(size, 16, false, &recorded);
   if (!recorded) return pcm::reallocate(p, size);
   if (!q) return nullptr;   // the old block stays valid
-  std::size_t old_size = pcm::usable_size(p);
   std::memcpy(q, p, old_size < size ? old_size : size);
   pcm::deallocate(p);
   return q;

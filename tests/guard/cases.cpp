@@ -277,6 +277,123 @@ int handler() {
   return not_stopped(1);
 }
 
+
+// A SIGSEGV sent (raise, kill, sigqueue) is not a fault: it must end the
+// process as it would without guarded sampling.
+int raise_case() {
+  warm_up();
+  raise(SIGSEGV);
+  return not_stopped(1);
+}
+
+// While the handler reports a use after free, another thread makes the page
+// readable again (as a slot's reuse would): the faulting access must not go on.
+// The thread watches the report file (PCMALLOC_CONF report_file) for the report.
+int resumed() {
+  warm_up();
+  char* p = guarded_alloc_site(64);
+  guarded_free_site(p);
+  const char* path = std::getenv("GUARD_TEST_REPORT");
+  std::thread reuser([p, path] {
+    char buffer[64];
+    for (;;) {
+      int fd = open(path, O_RDONLY);
+      ssize_t n = fd >= 0 ? read(fd, buffer, sizeof buffer) : 0;
+      if (fd >= 0) close(fd);
+      if (n > 0) break;
+    }
+    auto page = reinterpret_cast<std::uintptr_t>(p) & ~std::uintptr_t(4095);
+    mprotect(reinterpret_cast<void*>(page), 4096, PROT_READ | PROT_WRITE);
+  });
+  reuser.detach();
+  touch_read(p, 0);
+  std::printf("resumed after the report\n");
+  return 0;
+}
+
+// A block that starts on its slot's first data page (16384 bytes: the whole
+// slot; 12288 at 4096: from the second page) read one byte before its start:
+// the fault is in the guard page after the previous slot, whose block is live.
+int underflow_page(bool aligned) {
+  warm_up();
+  char* previous = guarded_alloc_site(100);
+  char* p = aligned ? static_cast<char*>(std::aligned_alloc(4096, 12288)) : guarded_alloc_site(16384);
+  std::printf("blocks %p %p\n", static_cast<void*>(previous), static_cast<void*>(p));
+  std::fflush(stdout);
+  touch_read(p, -1);
+  return not_stopped(1);
+}
+
+// realloc of a freed guarded block, the realloc itself sampled (rate 1).
+__attribute__((noinline)) char* realloc_site(char* p, std::size_t n) {
+  char* q = static_cast<char*>(std::realloc(p, n));
+  asm volatile("" ::: "memory");
+  return q;
+}
+int realloc_freed() {
+  warm_up();
+  char* p = guarded_alloc_site(100);
+  guarded_free_site(p);
+  realloc_site(p, 200);
+  return not_stopped(1);
+}
+
+// operator delete(p, n) with n smaller than the plain operator new asked for.
+__attribute__((noinline)) void* new_site(std::size_t n) {
+  void* p = ::operator new(n);
+  asm volatile("" ::: "memory");
+  return p;
+}
+__attribute__((noinline)) void sized_delete_site(void* p, std::size_t n) {
+  ::operator delete(p, n);
+  asm volatile("" ::: "memory");
+}
+int sized_delete() {
+  warm_up();
+  void* p = new_site(130);
+  CHECK(malloc_usable_size(p) == 144);   // guarded (a plain block: its class, 160)
+  sized_delete_site(p, 100);
+  return not_stopped(1);
+}
+
+// Which of `count` 130-byte allocations were guarded (usable size 144, not
+// the class's 160), as a string of 0 and 1.
+std::string guarded_pattern(int count) {
+  std::vector<char*> blocks;
+  std::string bits;
+  for (int i = 0; i < count; ++i) {
+    blocks.push_back(static_cast<char*>(std::malloc(130)));
+    bits += malloc_usable_size(blocks.back()) == 144 ? '1' : '0';
+  }
+  for (char* p : blocks) std::free(p);
+  return bits;
+}
+
+// After fork, parent and child draw their own guarded allocations.
+int fork_pattern() {
+  guarded_pattern(50);   // the thread's state is seeded and in use
+  pid_t child = fork();
+  std::string bits = guarded_pattern(400);
+  std::printf("%s: %s\n", child == 0 ? "child" : "parent", bits.c_str());
+  std::fflush(stdout);
+  if (child == 0) std::_Exit(0);
+  int status = 0;
+  CHECK(waitpid(child, &status, 0) == child && WIFEXITED(status));
+  return 0;
+}
+
+// How many of `argv` 130-byte allocations were guarded (each freed at once).
+int fraction(long count) {
+  warm_up();
+  long guarded = 0;
+  for (long i = 0; i < count; ++i) {
+    char* p = static_cast<char*>(std::malloc(130));
+    guarded += malloc_usable_size(p) == 144;
+    std::free(p);
+  }
+  std::printf("guarded %ld of %ld\n", guarded, count);
+  return 0;
+}
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -289,6 +406,13 @@ int main(int argc, char** argv) {
   if (what == "fork") return fork_case();
   if (what == "stress") return stress_threads();
   if (what == "handler") return handler();
+  if (what == "raise") return raise_case();
+  if (what == "resumed") return resumed();
+  if (what == "underflow-page" || what == "underflow-aligned") return underflow_page(what == "underflow-aligned");
+  if (what == "realloc-freed") return realloc_freed();
+  if (what == "sized-delete") return sized_delete();
+  if (what == "fork-pattern") return fork_pattern();
+  if (what == "fraction") return fraction(argc > 2 ? std::atol(argv[2]) : 200000);
   std::fprintf(stderr, "usage: guard_cases CASE\n");
   return 2;
 }

@@ -210,6 +210,83 @@ def case_off():
     print('ok: off')
 
 
+def case_raise():
+    # A sent SIGSEGV has no fault address: it must kill as it would without us.
+    for rate in (1, 100):
+        result = run([PROGRAM, 'raise'], f'guard_sample_rate:{rate}')
+        if result.returncode != -signal.SIGSEGV or 'ERROR' in result.stderr or 'not stopped' in result.stdout:
+            fail(f'raise(SIGSEGV) under guard_sample_rate:{rate} should end the process by SIGSEGV', result)
+    print('ok: raise')
+
+
+def case_resumed():
+    # The page made readable while the report is written: the access must not go on.
+    with tempfile.TemporaryDirectory() as tmp:
+        path = os.path.join(tmp, 'report')
+        result = run([PROGRAM, 'resumed'], f'guard_sample_rate:1,report_file:{path}', {'GUARD_TEST_REPORT': path})
+        with open(path) as f:
+            report = f.read()
+    if 'use-after-free' not in report or 'stopping' not in report + result.stderr:
+        fail('no use-after-free report in the report file:\n' + report, result)
+    if result.returncode != -signal.SIGSEGV or 'resumed' in result.stdout:
+        fail('the faulting thread went on after the report', result)
+    print('ok: resumed')
+
+
+def case_underflow_page():
+    for name, size in (('underflow-page', 16384), ('underflow-aligned', 12288)):
+        result = run([PROGRAM, name], 'guard_sample_rate:1')
+        report = check_report(result, 'heap-buffer-underflow', 'read before the start of the block',
+                              [('detected', 'touch_read')])
+        if f'1 bytes before a {size}-byte block' not in report:
+            fail(f'{name}: the underflow is not blamed on the {size}-byte block', result)
+    print('ok: underflow-page')
+
+
+def case_realloc_freed():
+    # rate 1: the realloc is itself sampled; the freed pointer is a realloc's error.
+    result = run([PROGRAM, 'realloc-freed'], 'guard_sample_rate:1')
+    check_report(result, 'realloc-of-freed', 'realloc of a guarded block that was already freed',
+                 [('detected', 'realloc_site'), ('allocated', 'guarded_alloc_site'), ('freed', 'guarded_free_site')],
+                 status=-signal.SIGABRT)
+    print('ok: realloc-freed')
+
+
+def case_sized_delete():
+    result = run([PROGRAM, 'sized-delete'], 'guard_sample_rate:1')
+    check_report(result, 'sized-delete-mismatch', 'sized delete of 100 bytes on a guarded block of 130 bytes',
+                 [('detected', 'sized_delete_site'), ('allocated', 'new_site')], status=-signal.SIGABRT)
+    print('ok: sized-delete')
+
+
+def case_fork_pattern():
+    result = run([PROGRAM, 'fork-pattern'], 'guard_sample_rate:10')
+    found = dict(re.findall(r'^(child|parent): ([01]+)$', result.stdout, re.M))
+    if result.returncode != 0 or len(found) != 2:
+        fail('fork-pattern did not print both patterns', result)
+    if '1' not in found['parent'] or '1' not in found['child']:
+        fail('no guarded allocation at rate 10 in 400', result)
+    if found['parent'] == found['child']:
+        fail('parent and child guarded the same allocations after fork', result)
+    print('ok: fork-pattern')
+
+
+def case_rate():
+    # The fraction guarded is 1/rate: with n allocations at rate 100 the count is
+    # binomial, mean m = n/100; by Chernoff's bounds it leaves m(1 +- 0.15) with
+    # probability below 1e-9 each way for m = 2000 (exp(-0.15^2 m / 2.15) < 1e-9).
+    # A guard that ignored the rate (every allocation, or none) fails.
+    n, rate = 200000, 100
+    result = run([PROGRAM, 'fraction', str(n)], f'guard_sample_rate:{rate}', timeout=300)
+    m = re.search(r'guarded (\d+) of (\d+)', result.stdout)
+    if result.returncode != 0 or not m:
+        fail('fraction', result)
+    guarded, mean = int(m.group(1)), n / rate
+    if not mean * 0.85 <= guarded <= mean * 1.15:
+        fail(f'{guarded} of {n} allocations guarded at rate {rate}; expected {mean:.0f} +- 15%', result)
+    print(f'ok: rate: {guarded} of {n} guarded at rate {rate}')
+
+
 CASES = {name[5:].replace('_', '-'): f for name, f in globals().items() if name.startswith('case_')}
 if CASE not in CASES:
     sys.exit(f'unknown case {CASE}; cases: {" ".join(CASES)}')
