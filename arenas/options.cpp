@@ -68,30 +68,39 @@ constexpr key_spec keys[] = {
 };
 #undef PCM_KEY
 static_assert(sizeof(unsigned) == sizeof(std::uint32_t));
+static_assert(sizeof keys / sizeof keys[0] <= 64, "options::given has a bit per key");
 
 // One key: false when the key is unknown (*unknown set) or the value bad.
+bool set_field(const key_spec& k, const char* v, std::size_t vn, options& o) {
+  char* field = reinterpret_cast<char*>(&o) + k.offset;
+  std::uint64_t number = 0;
+  switch (k.type) {
+    case kind::boolean: return parse_bool(v, vn, reinterpret_cast<bool*>(field));
+    case kind::number32:
+      if (!parse_number(v, vn, &number) || number > k.max) return false;
+      *reinterpret_cast<std::uint32_t*>(field) = std::uint32_t(number);
+      return true;
+    case kind::number64:
+      if (!parse_number(v, vn, &number) || number > k.max) return false;
+      *reinterpret_cast<std::uint64_t*>(field) = number;
+      return true;
+    case kind::text:
+      if (vn == 0 || vn > k.max) return false;
+      std::memcpy(field, v, vn);
+      field[vn] = 0;
+      return true;
+  }
+  return false;
+}
+
 bool apply(const char* key, std::size_t kn, const char* v, std::size_t vn, options& o, bool* unknown) {
   *unknown = false;
-  for (const key_spec& k : keys) {
+  for (std::size_t i = 0; i < sizeof keys / sizeof keys[0]; ++i) {
+    const key_spec& k = keys[i];
     if (std::strlen(k.name) != kn || std::memcmp(k.name, key, kn) != 0) continue;
-    char* field = reinterpret_cast<char*>(&o) + k.offset;
-    std::uint64_t number = 0;
-    switch (k.type) {
-      case kind::boolean: return parse_bool(v, vn, reinterpret_cast<bool*>(field));
-      case kind::number32:
-        if (!parse_number(v, vn, &number) || number > k.max) return false;
-        *reinterpret_cast<std::uint32_t*>(field) = std::uint32_t(number);
-        return true;
-      case kind::number64:
-        if (!parse_number(v, vn, &number) || number > k.max) return false;
-        *reinterpret_cast<std::uint64_t*>(field) = number;
-        return true;
-      case kind::text:
-        if (vn == 0 || vn > k.max) return false;
-        std::memcpy(field, v, vn);
-        field[vn] = 0;
-        return true;
-    }
+    if (!set_field(k, v, vn, o)) return false;
+    o.given |= std::uint64_t(1) << i;
+    return true;
   }
   *unknown = true;
   return false;
@@ -120,6 +129,12 @@ unsigned parse_options(const char* text, options& out) noexcept {
     text = *end ? end + 1 : end;
   }
   return problems;
+}
+
+bool option_given(const options& o, const char* key) noexcept {
+  for (std::size_t i = 0; i < sizeof keys / sizeof keys[0]; ++i)
+    if (std::strcmp(keys[i].name, key) == 0) return (o.given >> i) & 1;
+  return false;
 }
 
 void load_options_from_environment() noexcept { parse_options(std::getenv("PCMALLOC_CONF"), config); }

@@ -39,10 +39,11 @@ struct options {
   std::uint64_t quarantine_bytes = 64ull << 20;   // freed blocks held back, poisoned
   bool abort_on_error = true;             // stop at the first report (README: why)
   std::uint32_t error_exit_code = 23;     // exit status when errors were reported
-  bool leaks = true;                      // report blocks still live at exit
+  bool leaks = true;                      // scan at exit: a summary line; given as leaks:true, every leak's report
   bool report_json = false;               // reports as JSON lines instead of text
   std::uint32_t stack_depth = 16;         // frames kept per allocation and free
   char report_file[256] = {};             // reports go here (appended) instead of stderr
+  std::uint64_t given = 0;                // bit i: the i-th key (options.cpp) was set by the text parsed
 };
 
 extern options config;
@@ -50,6 +51,9 @@ extern options config;
 // Parse `text` into `out`; unknown keys and bad values are reported on stderr
 // (naming the key) and ignored. Returns the number of problems found.
 unsigned parse_options(const char* text, options& out) noexcept;
+// Whether PCMALLOC_CONF set `key` (a default and an explicit equal value differ
+// where the meaning does: leaks).
+bool option_given(const options& o, const char* key) noexcept;
 void load_options_from_environment() noexcept;
 
 }  // namespace pcm

@@ -744,15 +744,7 @@ bool mapping_of(std::uintptr_t address, std::uintptr_t* begin, std::uintptr_t* e
 // exit status alone, like valgrind's: many programs (sort, git) leave blocks
 // to exit() on purpose, and a changed status would break their callers (git gc
 // fails when its child `git prune` exits 23).
-bool leaks_asked_for() {
-  const char* conf = std::getenv("PCMALLOC_CONF");
-  for (const char* p = conf; p && *p;) {
-    if (std::strncmp(p, "leaks:", 6) == 0) return config.leaks;
-    p = std::strchr(p, ',');
-    if (p) ++p;
-  }
-  return false;
-}
+bool leaks_asked_for() { return config.leaks && option_given(config, "leaks"); }
 
 struct leak_group {
   std::uint32_t stack;
