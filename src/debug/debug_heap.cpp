@@ -827,7 +827,12 @@ void fork_child() {
   reports_fork_child();
   symbolize_after_fork_child();
   registry::unlock_all(true);
-  for (quarantine_shard& q : quarantine) q.lock.reset_after_fork();
+  // A release in flight on another thread at the fork never finishes in the
+  // child: its count would make an arena's destruction there wait forever.
+  for (quarantine_shard& q : quarantine) {
+    q.lock.reset_after_fork();
+    q.releasing.store(0, std::memory_order_relaxed);
+  }
 }
 
 __attribute__((constructor)) void start_debug_layer() {
