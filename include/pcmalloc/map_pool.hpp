@@ -559,17 +559,7 @@ class map_pool final : detail::thread_slot_owner {
     entry* e = slot.idle.load(std::memory_order_relaxed);
     if (!e) return;
     slot.idle.store(nullptr, std::memory_order_relaxed);
-    shard& sh = shards_[home_shard()];
-    sh.lock.lock();
-    const pool_state s = state_.load(std::memory_order_acquire);   // under the lock, as in give_back
-    const bool keep = (s == pool_state::ready || s == pool_state::warming) && sh.count < per_shard_idle_;
-    if (keep) park(sh, e);
-    else ++sh.drops;
-    sh.lock.unlock();
-    if (!keep) {
-      destroy(e);
-      finish_if_drained();
-    }
+    park_or_drop(e, true, false);
   }
   void thread_exited(unsigned t) noexcept override { drop_slot(t); }
 
@@ -614,14 +604,21 @@ class map_pool final : detail::thread_slot_owner {
         return;
       }
     }
-    shard& sh = shards_[pcm_current_cpu() % shard_count_];
+    park_or_drop(e, within_budget, true);
+  }
+
+  // A map going idle: parked in this CPU's list, or freed when the pool is
+  // disposing, over budget, or the list is full. `release`: count it as a
+  // release (a map from a thread's slot was counted when it went there).
+  void park_or_drop(entry* e, bool within_budget, bool release) noexcept {
+    shard& sh = shards_[home_shard()];
     sh.lock.lock();
-    ++sh.releases;
+    if (release) ++sh.releases;
     // The state is read under the shard lock: dispose() empties each shard
     // under the same lock after changing the state, so a map is either parked
     // before that (and dropped by dispose) or sees the new state here.
-    pool_state s = state_.load(std::memory_order_acquire);
-    bool keep = (s == pool_state::ready || s == pool_state::warming) && within_budget && sh.count < per_shard_idle_;
+    const pool_state s = state_.load(std::memory_order_acquire);
+    const bool keep = (s == pool_state::ready || s == pool_state::warming) && within_budget && sh.count < per_shard_idle_;
     if (keep) park(sh, e);
     else ++sh.drops;
     sh.lock.unlock();
